@@ -7,17 +7,17 @@ serve the command-line demo.
     An OpenAI- and Anthropic-compatible HTTP endpoint on 127.0.0.1 (a free port), served from a
     background thread. It answers the calls llmring 1.4.0's providers make:
 
-    - ``POST /v1/chat/completions`` (OpenAI chat; streaming when ``stream`` is true, with the usage in
-      a trailing chunk whose ``choices`` is ``[]`` when ``stream_options.include_usage`` is set, as
-      OpenAI does: llmring 1.4.0 then yields no usage at all for the stream, which is the real
+    - ``POST /v1/chat/completions`` (OpenAI chat; streamed when ``stream`` is true, the usage then
+      in a trailing chunk whose ``choices`` is ``[]`` when ``stream_options.include_usage`` is set,
+      as OpenAI does: llmring 1.4.0 yields no usage at all for such a stream, which is the real
       behaviour and is kept on purpose),
-    - ``POST /v1/responses`` (OpenAI Responses API, which llmring uses for ``o1*`` models and files),
-    - ``POST /v1/messages`` (Anthropic; streaming with the real event sequence ``message_start``,
+    - ``POST /v1/responses`` (OpenAI Responses API: llmring uses it for ``o1*`` models and files),
+    - ``POST /v1/messages`` (Anthropic; streamed with the real event sequence ``message_start``,
       ``content_block_*``, ``message_delta`` carrying the cumulative usage, ``message_stop``).
 
-    Point the SDKs at it with ``provider.env()`` (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and fake
-    keys), set in the environment *before* ``LLMRing()`` is built: llmring registers a provider only
-    when its key variable is set.
+    Point the SDKs at it with ``provider.env()`` (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and
+    fake keys), set in the environment *before* ``LLMRing()`` is built: llmring registers a
+    provider only when its key variable is set.
 
 ``write_registry(directory)``
     Writes an offline llmring model registry and returns the ``file://`` URL for
@@ -28,21 +28,20 @@ serve the command-line demo.
 
 Pitfalls found with llmring 1.4.0:
 
-- The registry cache ``~/.cache/llmring/registry/<provider>_current.json`` is keyed by provider only
-  and reused for 24 h *whatever the registry URL*; ``LLMRing.close()`` deletes it. Tests must give
-  each test its own ``HOME`` (``RegistryClient.CACHE_DIR`` is computed from ``Path.home()`` at import
-  time, so also point ``llmring.registry.RegistryClient.CACHE_DIR`` at the new home when llmring was
-  imported before ``HOME`` changed).
+- The registry cache ``~/.cache/llmring/registry/<provider>_current.json`` is keyed by provider
+  only and reused for 24 h *whatever the registry URL*; ``LLMRing.close()`` deletes it. Give each
+  test its own ``HOME``; ``RegistryClient.CACHE_DIR`` is computed from ``Path.home()`` when llmring
+  is imported, so also point ``llmring.registry.RegistryClient.CACHE_DIR`` into the new home.
 - Retries multiply provider requests. The SDKs retry 408/409/429/5xx twice by default unless the
-  answer carries ``x-should-retry: false``, which ``fail_next`` sends unless ``sdk_retry=True``. On
-  top of that llmring's ``retry_async`` (non-streaming calls only) retries once more when the error
-  text mentions ``429``, ``502``, ``503``, ``504``, "rate limit", "unavailable", "timeout"... (env
-  ``LLMRING_RETRY_ATTEMPTS``, default 2 attempts; set it to 1 to turn that off). So
-  ``fail_next(429)`` with ``count=1`` is retried by llmring and the call succeeds; a plain 500 is not.
-- llmring keeps a circuit breaker per provider instance and model: after 3 failed calls to one model
-  it refuses further calls to that model for 10 s without sending anything.
-- A registry entry with ``max_input_tokens`` makes llmring download a tiktoken encoding; the registry
-  written here has none.
+  answer carries ``x-should-retry: false``, which ``fail_next`` sends unless ``sdk_retry=True``.
+  On top of that llmring's ``retry_async`` (non-streaming calls only) tries once more when the
+  error text mentions ``429``, ``502``, ``503``, ``504``, "rate limit", "unavailable",
+  "timeout"... (env ``LLMRING_RETRY_ATTEMPTS``, default 2 attempts; 1 turns it off). So
+  ``fail_next(429)`` with ``count=1`` is retried by llmring and the call succeeds; a 500 is not.
+- llmring keeps a circuit breaker per provider instance and model: after 3 failed calls to one
+  model it refuses further calls to that model for 10 s without sending anything.
+- A registry entry with ``max_input_tokens`` makes llmring download a tiktoken encoding; the
+  registry written here has none.
 """
 
 from __future__ import annotations
@@ -199,9 +198,7 @@ def write_lockfile(
             "updated_at": now,
             "default_profile": profile,
             "metadata": {"source": "llmring_usage.testing"},
-            "profiles": {
-                profile: {"name": profile, "bindings": bindings, "registry_versions": {}}
-            },
+            "profiles": {profile: {"name": profile, "bindings": bindings, "registry_versions": {}}},
         }
         target.write_text(json.dumps(document, indent=2), encoding="utf-8")
         return target
@@ -408,9 +405,9 @@ class FakeProvider:
 
     # ---- used by the handler
 
-    def _record(self, path: str, body: Any) -> tuple[
-        tuple[int, dict[str, Any] | None, bool] | None, int | None
-    ]:
+    def _record(
+        self, path: str, body: Any
+    ) -> tuple[tuple[int, dict[str, Any] | None, bool] | None, int | None]:
         with self._lock:
             self._requests.append((path, body))
             failure = self._failures.pop(0) if self._failures else None
@@ -501,9 +498,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if failure is not None:
             status, error_body, sdk_retry = failure
             if error_body is None:
-                error_body = (
-                    _anthropic_error(status) if is_anthropic else _openai_error(status)
-                )
+                error_body = _anthropic_error(status) if is_anthropic else _openai_error(status)
             headers = {} if sdk_retry else {"x-should-retry": "false"}
             self._send_json(status, error_body, headers)
             return
@@ -539,9 +534,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- writers
 
-    def _send_json(
-        self, status: int, body: Any, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         payload = json.dumps(body).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -1,0 +1,1 @@
+"""Test infrastructure: the real llmring-server, fault tools."""
