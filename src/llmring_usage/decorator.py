@@ -15,7 +15,12 @@ from ._instrument import CallInfo, Instrument, LoggedStream, inside_logged_call,
 from ._setup import build_instrument
 from .delivery.logger import UsageLogger
 from .errors import ConfigurationError
-from .extract import CallFacts, facts_from_llm_response, facts_from_provider_response, is_llm_response
+from .extract import (
+    CallFacts,
+    facts_from_llm_response,
+    facts_from_provider_response,
+    is_llm_response,
+)
 from .record import utc_now_iso
 
 logger = logging.getLogger("llmring_usage")
@@ -126,7 +131,9 @@ def _sync_wrapper(instrument: Instrument) -> Any:
         if hasattr(result, "__anext__"):
             if isinstance(result, LoggedStream):
                 return result
-            return LoggedStream(result, instrument, CallInfo(), started_ns=started_ns, started_at=started_at)
+            return LoggedStream(
+                result, instrument, CallInfo(), started_ns=started_ns, started_at=started_at
+            )
         _log_sync(instrument, result, started_ns, started_at)
         return result
 

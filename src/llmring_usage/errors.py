@@ -1,13 +1,13 @@
 """The error tree of llmring-usage.
 
-    LLMRingUsageError
-    ├── ConfigurationError (also ValueError)   bad options, raised at wrap or decorate time
-    └── DeliveryError                          a record could not be delivered (never reaches callers
-        │                                      of a wrapped ring: the processor catches it)
-        ├── RetryableDeliveryError             connection refused, timeout, 5xx, 429
-        │   └── OutcomeUnknownError            the request may have reached the server
-        ├── AuthenticationError                401 / 403: the key is wrong; records are kept
-        └── RecordRejectedError                other 4xx: the server refuses this record
+LLMRingUsageError
+├── ConfigurationError (also ValueError)   bad options, raised at wrap or decorate time
+└── DeliveryError                          a record could not be delivered (never reaches callers
+    │                                      of a wrapped ring: the processor catches it)
+    ├── RetryableDeliveryError             connection refused, timeout, 5xx, 429
+    │   └── OutcomeUnknownError            the request may have reached the server
+    ├── AuthenticationError                401 / 403: the key is wrong; records are kept
+    └── RecordRejectedError                other 4xx: the server refuses this record
 """
 
 from __future__ import annotations

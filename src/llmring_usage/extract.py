@@ -105,7 +105,9 @@ def request_chars(request: Any) -> int:
 
 def facts_from_llm_response(response: Any, *, default_provider: str = "unknown") -> CallFacts:
     """Facts from an llmring LLMResponse (model "provider:model", usage dict, maybe a cost)."""
-    provider, model = split_model(str(_get(response, "model", "") or ""), default_provider=default_provider)
+    provider, model = split_model(
+        str(_get(response, "model", "") or ""), default_provider=default_provider
+    )
     usage_dict = _get(response, "usage", None) or {}
     reported = usage_dict.get("cost") if isinstance(usage_dict, dict) else None
     return CallFacts(
@@ -137,11 +139,16 @@ def facts_from_provider_response(obj: Any) -> CallFacts | None:
     kind = _get(obj, "object") or _get(obj, "type")
     if _get(obj, "usage_metadata") is not None or module == "google":
         return _google(obj)
-    if module == "anthropic" or kind == "message" or _get(usage, "cache_read_input_tokens") is not None:
+    if (
+        module == "anthropic"
+        or kind == "message"
+        or _get(usage, "cache_read_input_tokens") is not None
+    ):
         if usage is not None and _get(usage, "input_tokens") is not None:
             return _anthropic(obj, usage)
     if usage is not None and (
-        module == "openai" or kind in ("chat.completion", "response", "text_completion")
+        module == "openai"
+        or kind in ("chat.completion", "response", "text_completion")
         or _get(usage, "prompt_tokens") is not None
     ):
         return _openai(obj, usage)
@@ -206,7 +213,15 @@ def _google(obj: Any) -> CallFacts:
 class StreamTally:
     """Accumulates what a stream of llmring StreamChunks says about usage, without keeping text."""
 
-    __slots__ = ("started_ns", "first_token_ns", "chars", "chunks", "usage", "model", "finish_reason")
+    __slots__ = (
+        "started_ns",
+        "first_token_ns",
+        "chars",
+        "chunks",
+        "usage",
+        "model",
+        "finish_reason",
+    )
 
     def __init__(self) -> None:
         self.started_ns = time.perf_counter_ns()

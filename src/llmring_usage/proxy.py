@@ -51,6 +51,7 @@ for _name in ("chat", "chat_stream", "chat_with_alias", "chat_with_conversation"
     setattr(UsageLoggingRing, _name, _intercepted(_name))
 del _name
 
+
 def with_usage_logging(
     ring: R,
     *,

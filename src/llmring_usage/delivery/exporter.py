@@ -70,7 +70,9 @@ class HttpExporter:
         try:
             response = await self._client.post(LOG_PATH, json=record.to_body())
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise RetryableDeliveryError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
+            raise RetryableDeliveryError(
+                f"cannot reach {self.server_url}: {_describe(exc)}"
+            ) from exc
         except httpx.TransportError as exc:
             # The request may have been written before the failure: the server may hold the row.
             raise OutcomeUnknownError(
@@ -148,7 +150,9 @@ class HttpExporter:
         try:
             response = await self._client.get(path, params=params)
         except httpx.TransportError as exc:
-            raise RetryableDeliveryError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
+            raise RetryableDeliveryError(
+                f"cannot reach {self.server_url}: {_describe(exc)}"
+            ) from exc
         if response.status_code != 200:
             self._raise_for(response)
         return response.json()

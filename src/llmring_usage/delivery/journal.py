@@ -133,7 +133,10 @@ class Journal:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._connection = sqlite3.connect(
-                str(self.path), check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
+                str(self.path),
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
             )
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
@@ -144,7 +147,9 @@ class Journal:
                 (str(_SCHEMA_VERSION),),
             )
         except (sqlite3.Error, OSError) as exc:
-            raise ConfigurationError(f"cannot open the usage journal at {self.path}: {exc}") from exc
+            raise ConfigurationError(
+                f"cannot open the usage journal at {self.path}: {exc}"
+            ) from exc
         self._lock = threading.Lock()
         self._owner = uuid.uuid4().hex
         """Lease holder name of this Journal object: loggers in one process never free each other's."""
@@ -170,7 +175,9 @@ class Journal:
         """
         now = time.time()
         lease: tuple[Any, ...] = (
-            (self._owner, os.getpid(), now + lease_s, 1, 1) if lease_s is not None else (None, None, None, 0, 0)
+            (self._owner, os.getpid(), now + lease_s, 1, 1)
+            if lease_s is not None
+            else (None, None, None, 0, 0)
         )
         rows = [_row_values(record, now, lease) for record in records]
         if not rows:
@@ -180,7 +187,9 @@ class Journal:
             db.executemany(_INSERT, rows)
             return db.total_changes - before
 
-    def claim(self, limit: int, *, lease_s: float, ignore_schedule: bool = False) -> list[ClaimedRecord]:
+    def claim(
+        self, limit: int, *, lease_s: float, ignore_schedule: bool = False
+    ) -> list[ClaimedRecord]:
         """Lease up to `limit` pending records due for an attempt, oldest first, to this process."""
         now = time.time()
         due = 1e18 if ignore_schedule else now

@@ -253,7 +253,9 @@ class UsageLogger:
             self._cooldown_s = _BREAKER_COOLDOWN_S
             self._outage_warned = False
         if recovered:
-            logger.info("llmring-usage: %s answers again; sending kept records", self.config.server_url)
+            logger.info(
+                "llmring-usage: %s answers again; sending kept records", self.config.server_url
+            )
 
     def _on_failure(self, error: DeliveryError) -> None:
         with self._state_lock:
@@ -381,7 +383,9 @@ class UsageLogger:
         loop = self._ensure_worker()
         loop.call_soon_threadsafe(self._spawn_call, fn, args)
 
-    def _spawn_call(self, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
+    def _spawn_call(
+        self, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+    ) -> None:
         self._spawn(fn(*args))
 
     def _run_in_worker(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -444,7 +448,9 @@ class UsageLogger:
         while self._may_send() and not self._stopping:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            claimed = self.journal.claim(batch_size, lease_s=self._lease_s, ignore_schedule=ignore_schedule)
+            claimed = self.journal.claim(
+                batch_size, lease_s=self._lease_s, ignore_schedule=ignore_schedule
+            )
             if not claimed:
                 break
             to_send = await self._settle_unknown(claimed)
@@ -514,7 +520,9 @@ class UsageLogger:
         self._on_success()
         return receipt
 
-    def _release(self, item: ClaimedRecord, error: DeliveryError, *, retry_now: bool = False) -> None:
+    def _release(
+        self, item: ClaimedRecord, error: DeliveryError, *, retry_now: bool = False
+    ) -> None:
         delay = 0.0 if retry_now else _backoff_s(item.attempts, error)
         self.journal.release(
             item.record.record_id,
@@ -523,7 +531,9 @@ class UsageLogger:
             outcome_unknown=isinstance(error, OutcomeUnknownError),
         )
 
-    async def _deliver_now(self, record: UsageRecord, answer: Callable[[Receipt | None], None]) -> None:
+    async def _deliver_now(
+        self, record: UsageRecord, answer: Callable[[Receipt | None], None]
+    ) -> None:
         """Inline mode: journal the record leased to us, send it at once, answer the caller first."""
         receipt = None
         try:
@@ -598,7 +608,9 @@ def _resolve_concurrent(future: concurrent.futures.Future[T]) -> Callable[[T], N
     return answer
 
 
-def _resolve_on_loop(loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]) -> Callable[[T], None]:
+def _resolve_on_loop(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
+) -> Callable[[T], None]:
     def set_if_waiting(value: T) -> None:
         if not future.done():
             future.set_result(value)
