@@ -17,9 +17,7 @@ EXPECTED_COST_GPT_4O_MINI = 0.0001737
 
 
 def _request(model: str) -> LLMRequest:
-    return LLMRequest(
-        model=model, messages=[Message(role="user", content="What is usage logging?")]
-    )
+    return LLMRequest(model=model, messages=[Message(role="user", content="What is usage logging?")])
 
 
 def _log_body(**overrides: object) -> dict[str, object]:
@@ -81,10 +79,7 @@ class TestFakeProviderWithRealRing:
     async def test_anthropic_stream_reports_usage(self, make_ring, provider):
         """An Anthropic stream's message_delta carries the usage llmring reports."""
         ring = make_ring()
-        chunks = [
-            chunk
-            async for chunk in ring.chat_stream(_request("anthropic:claude-haiku-4-5-20251001"))
-        ]
+        chunks = [chunk async for chunk in ring.chat_stream(_request("anthropic:claude-haiku-4-5-20251001"))]
         usages = [chunk.usage for chunk in chunks if chunk.usage]
         assert len(usages) == 1
         assert usages[0]["prompt_tokens"] == 14
@@ -184,12 +179,8 @@ class TestRealServer:
         good, wrong = strict_server.new_api_key(), strict_server.new_api_key()
         await strict_server.add_key(good)
         async with httpx.AsyncClient(base_url=strict_server.url) as client:
-            refused = await client.post(
-                "/api/v1/log", json=_log_body(), headers={"X-API-Key": wrong}
-            )
-            accepted = await client.post(
-                "/api/v1/log", json=_log_body(), headers={"X-API-Key": good}
-            )
+            refused = await client.post("/api/v1/log", json=_log_body(), headers={"X-API-Key": wrong})
+            accepted = await client.post("/api/v1/log", json=_log_body(), headers={"X-API-Key": good})
         assert refused.status_code == 401
         assert accepted.status_code == 200, accepted.text
         assert await strict_server.count(good) == 1
@@ -212,9 +203,7 @@ class TestFaultProxy:
         """drop_reply: the client gets a transport error although the server inserted the row."""
         key = server.new_api_key()
         fault_proxy.drop_reply(count=1)
-        async with httpx.AsyncClient(
-            base_url=fault_proxy.url, headers={"X-API-Key": key}
-        ) as client:
+        async with httpx.AsyncClient(base_url=fault_proxy.url, headers={"X-API-Key": key}) as client:
             with pytest.raises(httpx.TransportError):
                 await client.post("/api/v1/log", json=_log_body())
             assert await server.count(key) == 1
@@ -223,15 +212,11 @@ class TestFaultProxy:
         assert await server.count(key) == 2
         assert fault_proxy.seen == {"drop_reply": 1, "pass": 1}
 
-    async def test_status_then_pass_on_one_keepalive_connection(
-        self, fault_proxy: FaultProxy, server
-    ):
+    async def test_status_then_pass_on_one_keepalive_connection(self, fault_proxy: FaultProxy, server):
         """status(429, Retry-After) answers twice itself, then requests pass on the same client."""
         key = server.new_api_key()
         fault_proxy.status(429, {"Retry-After": "1"}, count=2)
-        async with httpx.AsyncClient(
-            base_url=fault_proxy.url, headers={"X-API-Key": key}
-        ) as client:
+        async with httpx.AsyncClient(base_url=fault_proxy.url, headers={"X-API-Key": key}) as client:
             answers = [await client.post("/api/v1/log", json=_log_body()) for _ in range(4)]
         assert [a.status_code for a in answers] == [429, 429, 200, 200]
         assert answers[0].headers["retry-after"] == "1"
@@ -242,9 +227,7 @@ class TestFaultProxy:
         """delay(0.5): the row exists before the answer, which arrives after the delay."""
         key = server.new_api_key()
         fault_proxy.delay(0.5)
-        async with httpx.AsyncClient(
-            base_url=fault_proxy.url, headers={"X-API-Key": key}
-        ) as client:
+        async with httpx.AsyncClient(base_url=fault_proxy.url, headers={"X-API-Key": key}) as client:
             started = time.monotonic()
             with pytest.raises(httpx.ReadTimeout):
                 await client.post("/api/v1/log", json=_log_body(), timeout=0.2)
@@ -253,6 +236,17 @@ class TestFaultProxy:
             elapsed = time.monotonic() - started
         assert answer.status_code == 200
         assert elapsed >= 0.5
+
+    async def test_hang_never_forwards(self, fault_proxy: FaultProxy, server):
+        """hang(): the client times out and the server never sees the request."""
+        key = server.new_api_key()
+        fault_proxy.hang(count=1)
+        async with httpx.AsyncClient(base_url=fault_proxy.url, headers={"X-API-Key": key}) as c:
+            with pytest.raises(httpx.ReadTimeout):
+                await c.post("/api/v1/log", json=_log_body(), timeout=0.3)
+            assert (await c.post("/api/v1/log", json=_log_body())).status_code == 200
+        assert await server.count(key) == 1
+        assert fault_proxy.seen == {"hang": 1, "pass": 1}
 
 
 class TestFaultTools:

@@ -434,6 +434,7 @@ class FakeProvider:
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default of 5 drops connections under concurrent calls
     block_on_close = False
     allow_reuse_address = True
     fake: FakeProvider
@@ -546,9 +547,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
         self.wfile.flush()
 
-    def _send_stream(
-        self, events: Iterator[tuple[str | None, str, bool]], break_after: int | None
-    ) -> None:
+    def _send_stream(self, events: Iterator[tuple[str | None, str, bool]], break_after: int | None) -> None:
         """Write server-sent events with chunked encoding (so a cut is visible to the client)."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -724,9 +723,7 @@ def _openai_response_object(fake: FakeProvider, model: str, status: str) -> dict
     }
 
 
-def _openai_responses_events(
-    fake: FakeProvider, model: str
-) -> Iterator[tuple[str | None, str, bool]]:
+def _openai_responses_events(fake: FakeProvider, model: str) -> Iterator[tuple[str | None, str, bool]]:
     final = _openai_response_object(fake, model, "completed")
     started = {**_openai_response_object(fake, model, "in_progress"), "id": final["id"]}
     item = final["output"][0]
