@@ -74,9 +74,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # llmring computes its registry cache dir from Path.home() at import time.
     from llmring.registry import RegistryClient
 
-    monkeypatch.setattr(
-        RegistryClient, "CACHE_DIR", home / ".cache" / "llmring" / "registry", raising=True
-    )
+    monkeypatch.setattr(RegistryClient, "CACHE_DIR", home / ".cache" / "llmring" / "registry", raising=True)
     return home
 
 
@@ -164,9 +162,7 @@ def server_database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def llmring_server(
-    server_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RealServer]:
+def llmring_server(server_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """The real llmring-server 0.1.3 in bridge mode (any key accepted, stored verbatim)."""
     real = RealServer(server_database, tmp_path_factory.mktemp("llmring-server"), mode="bridge")
     real.start()

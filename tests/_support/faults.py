@@ -373,9 +373,7 @@ def _read_request(conn: socket.socket, buffer: bytes) -> tuple[bytes | None, byt
     body, remainder = rest[:length], rest[length:]
     version = head.split(b"\r\n", 1)[0].rsplit(b" ", 1)[-1]
     connection = headers.get("connection", "").lower()
-    keep_alive = "close" not in connection and (
-        version == b"HTTP/1.1" or "keep-alive" in connection
-    )
+    keep_alive = "close" not in connection and (version == b"HTTP/1.1" or "keep-alive" in connection)
     return head + b"\r\n\r\n" + body, remainder, keep_alive
 
 
@@ -440,9 +438,7 @@ def _make_response(status: int, headers: Mapping[str, str], body: bytes) -> byte
     names = {name.lower() for name in headers}
     if "content-type" not in names:
         lines.append("Content-Type: application/json")
-    lines += [
-        f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length"
-    ]
+    lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length"]
     lines.append(f"Content-Length: {len(body)}")
     lines.append(f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
