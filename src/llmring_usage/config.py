@@ -19,6 +19,7 @@ DELIVERY_MODES: tuple[str, ...] = ("inline", "background")
 ENV_SERVER_URL = "LLMRING_SERVER_URL"
 ENV_API_KEY = "LLMRING_API_KEY"
 ENV_DELIVERY = "LLMRING_USAGE_DELIVERY"
+ENV_JOURNAL_PATH = "LLMRING_USAGE_JOURNAL"
 
 DEFAULT_ORIGIN = "llmring-usage"
 _DEFAULT_TIMEOUT_S = 1.0
@@ -46,8 +47,7 @@ class LoggerConfig:
             object.__setattr__(self, "server_url", check_server_url(self.server_url))
             if not self.api_key:
                 raise ConfigurationError(
-                    f"an API key is needed to log to {self.server_url}: pass api_key= or set "
-                    f"{ENV_API_KEY}"
+                    f"an API key is needed to log to {self.server_url}: pass api_key= or set {ENV_API_KEY}"
                 )
         if self.delivery not in DELIVERY_MODES:
             raise ConfigurationError(
@@ -63,8 +63,12 @@ class LoggerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"{name} must be an integer >= 1, not {value!r}")
-        if self.journal_path is not None:
-            object.__setattr__(self, "journal_path", Path(self.journal_path).expanduser())
+        # Resolved now, so that the default path (which follows HOME and the environment) is part
+        # of the configuration's identity.
+        path = (
+            Path(self.journal_path).expanduser() if self.journal_path is not None else default_journal_path()
+        )
+        object.__setattr__(self, "journal_path", path)
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -82,15 +86,22 @@ class LoggerConfig:
         )
 
 
+def default_journal_path() -> Path:
+    """`$LLMRING_USAGE_JOURNAL`, else `$XDG_DATA_HOME/llmring-usage/usage.db` (~/.local/share)."""
+    configured = os.environ.get(ENV_JOURNAL_PATH)
+    if configured:
+        return Path(configured).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "llmring-usage" / "usage.db"
+
+
 def check_server_url(url: Any) -> str:
     """An http(s) URL with a host, without a trailing slash; ConfigurationError otherwise."""
     if not isinstance(url, str):
         raise ConfigurationError(f"server_url must be a string, not {type(url).__name__}")
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(
-            f"server_url must be an http:// or https:// URL with a host, not {url!r}"
-        )
+        raise ConfigurationError(f"server_url must be an http:// or https:// URL with a host, not {url!r}")
     return url.strip().rstrip("/")
 
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import default_journal_path
 from ..errors import ConfigurationError
 from ..record import Receipt, UsageRecord
 
-ENV_JOURNAL_PATH = "LLMRING_USAGE_JOURNAL"
 _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 5_000
 
@@ -69,15 +69,6 @@ INSERT OR IGNORE INTO records (
     lease_owner, lease_pid, lease_until, attempts, check_needed
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-
-
-def default_journal_path() -> Path:
-    """`$LLMRING_USAGE_JOURNAL`, else `$XDG_DATA_HOME/llmring-usage/usage.db` (~/.local/share)."""
-    configured = os.environ.get(ENV_JOURNAL_PATH)
-    if configured:
-        return Path(configured).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "llmring-usage" / "usage.db"
 
 
 @dataclass(frozen=True)
@@ -147,9 +138,7 @@ class Journal:
                 (str(_SCHEMA_VERSION),),
             )
         except (sqlite3.Error, OSError) as exc:
-            raise ConfigurationError(
-                f"cannot open the usage journal at {self.path}: {exc}"
-            ) from exc
+            raise ConfigurationError(f"cannot open the usage journal at {self.path}: {exc}") from exc
         self._lock = threading.Lock()
         self._owner = uuid.uuid4().hex
         """Lease holder name of this Journal object: loggers in one process never free each other's."""
@@ -187,9 +176,7 @@ class Journal:
             db.executemany(_INSERT, rows)
             return db.total_changes - before
 
-    def claim(
-        self, limit: int, *, lease_s: float, ignore_schedule: bool = False
-    ) -> list[ClaimedRecord]:
+    def claim(self, limit: int, *, lease_s: float, ignore_schedule: bool = False) -> list[ClaimedRecord]:
         """Lease up to `limit` pending records due for an attempt, oldest first, to this process."""
         now = time.time()
         due = 1e18 if ignore_schedule else now
@@ -257,9 +244,7 @@ class Journal:
                 (reason, time.time(), record_id),
             )
 
-    def release(
-        self, record_id: str, *, next_attempt_at: float, error: str, outcome_unknown: bool
-    ) -> None:
+    def release(self, record_id: str, *, next_attempt_at: float, error: str, outcome_unknown: bool) -> None:
         """End a failed attempt: the record stays pending, to be tried again at `next_attempt_at`.
 
         `outcome_unknown` keeps `check_needed` set: the server may have stored the record.
@@ -294,9 +279,7 @@ class Journal:
     def counts(self) -> JournalCounts:
         with self._lock:
             rows = dict(
-                self._connection.execute(
-                    "SELECT state, COUNT(*) FROM records GROUP BY state"
-                ).fetchall()
+                self._connection.execute("SELECT state, COUNT(*) FROM records GROUP BY state").fetchall()
             )
             (check,) = self._connection.execute(
                 "SELECT COUNT(*) FROM records WHERE state = 'pending' AND check_needed = 1"
