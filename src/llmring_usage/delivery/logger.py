@@ -207,7 +207,7 @@ class UsageLogger:
         if not self.sends:
             self._journal_now([record])
             return False
-        if self.config.delivery == "background" or not self._may_send():
+        if self.config.delivery == "background" or self.config.timeout_s == 0 or not self._may_send():
             self._enqueue(record)
             return False
         self._call_in_worker(self._deliver_now, record, answer)
