@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,7 +221,7 @@ class LoggedStream:
 
 async def _logged_chunks(
     inner: Any, instrument: Instrument, info: CallInfo, started_ns: int, started_at: str
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     tally = StreamTally()
     tally.started_ns = started_ns
     ending = "error"

@@ -109,7 +109,7 @@ def log_usage(
 
 
 def _async_wrapper(instrument: Instrument) -> Any:
-    @wrapt.decorator  # type: ignore[misc]
+    @wrapt.decorator
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inside_logged_call():
             return await wrapped(*args, **kwargs)
@@ -121,7 +121,7 @@ def _async_wrapper(instrument: Instrument) -> Any:
 
 
 def _sync_wrapper(instrument: Instrument) -> Any:
-    @wrapt.decorator  # type: ignore[misc]
+    @wrapt.decorator
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inside_logged_call():
             return wrapped(*args, **kwargs)
@@ -141,7 +141,7 @@ def _sync_wrapper(instrument: Instrument) -> Any:
 
 
 def _stream_wrapper(instrument: Instrument) -> Any:
-    @wrapt.decorator  # type: ignore[misc]
+    @wrapt.decorator
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         return instrument.intercept_stream(wrapped, args, kwargs, CallInfo())
 

@@ -16,7 +16,7 @@ from .errors import ConfigurationError
 R = TypeVar("R")
 
 
-class UsageLoggingRing(wrapt.BaseObjectProxy):  # type: ignore[misc]
+class UsageLoggingRing(wrapt.BaseObjectProxy):  # type: ignore[type-arg]
     """The ring itself for every purpose (isinstance, attributes, `__wrapped__`), but its chat
     methods log one usage record per call."""
 

@@ -628,9 +628,8 @@ def _backoff_s(attempts: int, error: DeliveryError) -> float:
     """Exponential backoff with jitter; a server's Retry-After is a floor."""
     base = min(_RETRY_BASE_S * 2 ** max(attempts - 1, 0), _RETRY_MAX_S)
     delay = base * random.uniform(0.5, 1.5)
-    retry_after = getattr(error, "retry_after_s", None)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
+    if isinstance(error, RetryableDeliveryError) and error.retry_after_s is not None:
+        delay = max(delay, error.retry_after_s)
     return delay
 
 
