@@ -626,7 +626,7 @@ def _resolve_on_loop(
 
 def _backoff_s(attempts: int, error: DeliveryError) -> float:
     """Exponential backoff with jitter; a server's Retry-After is a floor."""
-    base = min(_RETRY_BASE_S * 2 ** max(attempts - 1, 0), _RETRY_MAX_S)
+    base = min(_RETRY_BASE_S * 2.0 ** min(max(attempts - 1, 0), 16), _RETRY_MAX_S)
     delay = base * random.uniform(0.5, 1.5)
     if isinstance(error, RetryableDeliveryError) and error.retry_after_s is not None:
         delay = max(delay, error.retry_after_s)
