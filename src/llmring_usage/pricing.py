@@ -12,10 +12,14 @@ logger = logging.getLogger("llmring_usage")
 
 def _usage_dict(facts: CallFacts) -> dict[str, Any]:
     # llmring's calculator subtracts cached reads from prompt tokens, as the record counts them.
+    # Cache writes (Anthropic) are counted in input_tokens too, but the calculator prices them on
+    # top of the prompt: take them out of the prompt so they are billed once, at the write rate.
+    cache_writes = int(facts.extra.get("cache_creation_input_tokens", 0) or 0)
     return {
-        "prompt_tokens": facts.usage.input_tokens,
+        "prompt_tokens": max(facts.usage.input_tokens - cache_writes, 0),
         "completion_tokens": facts.usage.output_tokens,
         "cached_tokens": facts.usage.cached_input_tokens,
+        "cache_creation_input_tokens": cache_writes,
     }
 
 
