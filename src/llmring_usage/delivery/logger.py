@@ -408,7 +408,11 @@ class UsageLogger:
                 break
             idle = True
             if self._may_send():
-                idle = not await self._pump()
+                # A task in _inflight, so that a flush waits for the sends it has under way.
+                pump = asyncio.get_running_loop().create_task(self._pump())
+                self._inflight.add(pump)
+                pump.add_done_callback(self._inflight.discard)
+                idle = not await pump
             delay = self._next_wake_in(idle)
             try:
                 await asyncio.wait_for(self._wake_event.wait(), delay)
