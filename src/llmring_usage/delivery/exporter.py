@@ -132,6 +132,8 @@ class HttpExporter:
         for page in range(_MAX_FIND_PAGES):
             params["offset"] = page * _LOGS_PAGE_SIZE
             rows = await self.get_json(LOGS_PATH, params)
+            if not isinstance(rows, list):
+                raise RetryableDeliveryError(f"unexpected answer from {self.server_url}{LOGS_PATH}")
             for row in rows:
                 record_id = (row.get("metadata") or {}).get(RECORD_ID_KEY)
                 if record_id in wanted:
@@ -155,7 +157,10 @@ class HttpExporter:
             ) from exc
         if response.status_code != 200:
             self._raise_for(response)
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as exc:  # e.g. an HTML page from a proxy: a DeliveryError, never a crash
+            raise RetryableDeliveryError(f"unreadable answer from {self.server_url}{path}") from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()
