@@ -46,6 +46,7 @@ _BREAKER_COOLDOWN_S = 2.0
 _BREAKER_MAX_COOLDOWN_S = 30.0
 _JOURNAL_BATCH = 500
 _IDLE_POLL_S = 1.0
+_FLUSH_POLL_S = 0.05
 _EXIT_FLUSH_S = 5.0
 _STOP_JOIN_S = 5.0
 
@@ -101,6 +102,8 @@ class UsageLogger:
         # Breaker and health, written by the worker, read by callers.
         self._failures = 0
         self._open_until = 0.0
+        self._retry_after_until = 0.0
+        """Monotonic time before which the server asked (Retry-After) not to be sent to."""
         self._cooldown_s = _BREAKER_COOLDOWN_S
         self._outage_warned = False
         self._auth_blocked = False
@@ -262,6 +265,12 @@ class UsageLogger:
             self._failures += 1
             if self._failures >= _BREAKER_THRESHOLD:
                 self._open_breaker()
+            if isinstance(error, RetryableDeliveryError) and error.retry_after_s is not None:
+                # The server said when to come back: nothing is sent before then, not even by a flush.
+                self._retry_after_until = max(
+                    self._retry_after_until, time.monotonic() + error.retry_after_s
+                )
+                self._open_until = max(self._open_until, self._retry_after_until)
             warn = not self._outage_warned
             self._outage_warned = True
         if warn:
@@ -568,16 +577,25 @@ class UsageLogger:
         if self.sends and not self._auth_blocked:
             self.journal.reschedule_now()
             with self._state_lock:
-                self._open_until = 0.0  # a flush tries the server now, whatever the breaker says
+                # A flush tries the server now, whatever the breaker says, unless it asked to wait.
+                self._open_until = self._retry_after_until
                 self._failures = 0
-            remaining = deadline - time.monotonic()
-            if remaining > 0:
-                try:
-                    await asyncio.wait_for(
-                        self._pump(ignore_schedule=True, deadline=deadline), remaining
-                    )
-                except asyncio.TimeoutError:
-                    pass
+            # Failures during the flush are retried with their backoff (and Retry-After, and the
+            # breaker's cool-down) as long as the next try falls before the deadline.
+            while not self._auth_blocked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if self._may_send():
+                    try:
+                        await asyncio.wait_for(self._pump(deadline=deadline), remaining)
+                    except asyncio.TimeoutError:
+                        break
+                self._drain_queue()
+                wait = self._next_wake_in(idle=False)
+                if wait is None or time.monotonic() + wait >= deadline:
+                    break
+                await asyncio.sleep(max(wait, _FLUSH_POLL_S))
         after = self.counters.snapshot()
         return self._report(
             after["sent"] + after["deduplicated"] - before["sent"] - before["deduplicated"],
