@@ -89,6 +89,19 @@ def usage_from_llmring_dict(usage: dict[str, Any], *, provider: str = "") -> Usa
     return Usage(total_input, _int(output_tokens), _int(cached))
 
 
+def _llmring_cost(usage: dict[str, Any], normalised: Usage) -> Any:
+    """llmring's `usage["cost"]`, unless the call read cached tokens.
+
+    llmring 1.4.0 misprices cache reads: it misses OpenAI's nested
+    `prompt_tokens_details.cached_tokens` (billed at the full input rate), and subtracts
+    Anthropic's `cache_read_input_tokens` from a prompt count that already excludes them (the
+    uncached prompt tokens go unbilled). Such a call is priced again from the normalised counts.
+    """
+    if normalised.cached_input_tokens:
+        return None
+    return usage.get("cost")
+
+
 def request_chars(request: Any) -> int:
     """Characters of text in an llmring request's messages (for estimates only)."""
     total = 0
@@ -109,15 +122,18 @@ def facts_from_llm_response(response: Any, *, default_provider: str = "unknown")
         str(_get(response, "model", "") or ""), default_provider=default_provider
     )
     usage_dict = _get(response, "usage", None) or {}
-    reported = usage_dict.get("cost") if isinstance(usage_dict, dict) else None
+    if not isinstance(usage_dict, dict):
+        usage_dict = {}
+    usage = usage_from_llmring_dict(usage_dict, provider=provider)
+    reported = _llmring_cost(usage_dict, usage)
+    cache_write = _int(usage_dict.get("cache_creation_input_tokens")) if provider == "anthropic" else 0
     return CallFacts(
         provider=provider,
         model=model,
-        usage=usage_from_llmring_dict(
-            usage_dict if isinstance(usage_dict, dict) else {}, provider=provider
-        ),
+        usage=usage,
         finish_reason=_get(response, "finish_reason", None),
         reported_cost=float(reported) if isinstance(reported, (int, float)) else None,
+        extra={"cache_creation_input_tokens": cache_write} if cache_write else {},
     )
 
 
@@ -262,7 +278,7 @@ class StreamTally:
             provider, model = chunk_provider, chunk_model
         if self.usage:
             usage = usage_from_llmring_dict(self.usage, provider=provider)
-            cost = self.usage.get("cost")
+            cost = _llmring_cost(self.usage, usage)
         else:
             usage = Usage(
                 estimate_tokens(request_chars(request)),
