@@ -31,7 +31,7 @@ from ..errors import (
     RecordRejectedError,
     RetryableDeliveryError,
 )
-from ..record import Receipt, UsageRecord
+from ..record import CLIENT_TIMESTAMP_KEY, RECORD_ID_KEY, Receipt, UsageRecord, new_record_id, utc_now_iso
 from .exporter import HttpExporter
 from .journal import ClaimedRecord, Journal
 
@@ -159,7 +159,7 @@ class UsageLogger:
     def log_nowait(self, record: UsageRecord) -> None:
         """Hand a record over without waiting, whatever the mode (for streams closed early)."""
         self.counters.add("queued")
-        self._enqueue(record)
+        self._enqueue(_identified(record))
 
     def flush(self, timeout_s: float = 10.0) -> FlushReport:
         """Journal everything handed over and try to deliver every pending record, within `timeout_s`."""
@@ -206,6 +206,7 @@ class UsageLogger:
     def _submit(self, record: UsageRecord, answer: Callable[[Receipt | None], None]) -> bool:
         """Hand `record` over; True when `answer` will be called with its receipt (inline mode)."""
         self.counters.add("queued")
+        record = _identified(record)
         self._closed = False  # a logger used again after close starts its worker anew
         if not self.sends:
             self._journal_now([record])
@@ -620,6 +621,18 @@ class UsageLogger:
             pending,
             self.journal.path,
         )
+
+
+def _identified(record: UsageRecord) -> UsageRecord:
+    """`record`, or a copy with a record id (and client timestamp) when it was built without one.
+
+    The journal keys rows by record id: records sharing the empty id would be kept only once.
+    """
+    if record.record_id:
+        return record
+    metadata = {**record.metadata, RECORD_ID_KEY: new_record_id()}
+    metadata.setdefault(CLIENT_TIMESTAMP_KEY, utc_now_iso())
+    return record.model_copy(update={"metadata": metadata})
 
 
 def _resolve_concurrent(future: concurrent.futures.Future[T]) -> Callable[[T], None]:
