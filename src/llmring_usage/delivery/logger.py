@@ -224,7 +224,25 @@ class UsageLogger:
             self._wake()
             return
         self._queue.append(record)
-        self._wake()
+        self._wake_soon()
+
+    def _wake_soon(self) -> None:
+        """Wake the worker once the caller's event loop next gets control, not in the middle of the call.
+
+        A worker woken at once takes the GIL while the caller is still in our code and keeps it
+        through its journal write and send (each short GIL release hands it straight back to the
+        worker): the call then waits for all of it (milliseconds). Woken from the caller's loop,
+        the worker runs while the caller awaits its next I/O.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # sync caller: nothing to wait for
+            self._wake()
+            return
+        if loop is self._loop:
+            self._wake()
+        else:
+            loop.call_soon(self._wake)
 
     def _journal_now(self, records: list[UsageRecord]) -> None:
         try:
@@ -486,7 +504,7 @@ class UsageLogger:
             found = await self._exporter.find_many([item.record for item in unknown])
         except DeliveryError as exc:
             for item in unknown:
-                self._release(item, exc)
+                self._release(item, exc, outcome_unknown=True)  # still unknown: ask again next time
             if isinstance(exc, AuthenticationError):
                 self._on_auth_failure(exc)
             else:
@@ -535,14 +553,19 @@ class UsageLogger:
         return receipt
 
     def _release(
-        self, item: ClaimedRecord, error: DeliveryError, *, retry_now: bool = False
+        self,
+        item: ClaimedRecord,
+        error: DeliveryError,
+        *,
+        retry_now: bool = False,
+        outcome_unknown: bool = False,
     ) -> None:
         delay = 0.0 if retry_now else _backoff_s(item.attempts, error)
         self.journal.release(
             item.record.record_id,
             next_attempt_at=time.time() + delay,
             error=str(error),
-            outcome_unknown=isinstance(error, OutcomeUnknownError),
+            outcome_unknown=outcome_unknown or isinstance(error, OutcomeUnknownError),
         )
 
     async def _deliver_now(
