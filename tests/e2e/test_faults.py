@@ -281,6 +281,21 @@ class TestLostAnswer:
         assert posts == ["/api/v1/log"]
 
 
+    async def test_failed_read_back_keeps_the_check(self, server, fault_proxy, make_logger):
+        """The answer is lost, then the read-back GET fails with 500: the next try reads back again."""
+        key = server.new_api_key()
+        usage_logger = make_logger(server_url=fault_proxy.url, api_key=key, timeout_s=2.0)
+        fault_proxy.drop_reply(count=1)
+        record = make_record()
+        assert await usage_logger.alog(record) is None
+        fault_proxy.status(500, count=1)
+        report = await usage_logger.aflush(30)
+        assert report.completed and report.pending == 0 and report.delivered == 1
+        await assert_exactly_once(server, key, [record.record_id])
+        counts = usage_logger.counters.snapshot()
+        assert counts["deduplicated"] == 1 and counts["sent"] == 0
+        assert [method for method, _ in fault_proxy.requests] == ["POST", "GET", "GET"]
+
 _CHILD = textwrap.dedent(
     """
     import os, signal, sys
