@@ -614,3 +614,34 @@ class TestFlushAndClose:
         rows = await server.rows(key)
         assert [row["origin"] for row in rows].count("child") == 1
         assert os.path.exists(journal_path)
+
+
+class TestWorkerSurvives:
+    """An unexpected error inside the worker never ends delivery."""
+
+    def test_journal_error_in_the_worker_is_survived(self, server, make_logger, caplog):
+        """A SQLite error while claiming records: the worker goes on and every record arrives once."""
+        import sqlite3
+
+        key = server.new_api_key()
+        usage_logger = make_logger(server_url=server.url, api_key=key, delivery="background")
+        failed = threading.Event()
+        real_claim = usage_logger.journal.claim
+
+        def claim_failing_once(*args: Any, **kwargs: Any) -> Any:
+            if not failed.is_set():
+                failed.set()
+                raise sqlite3.OperationalError("database is locked")
+            return real_claim(*args, **kwargs)
+
+        usage_logger.journal.claim = claim_failing_once  # type: ignore[method-assign]
+        first = make_record()
+        usage_logger.log(first)
+        assert failed.wait(10), "the worker never tried to claim the record"
+        second = make_record()
+        usage_logger.log(second)
+        report = usage_logger.flush(10)
+        assert report.completed and report.pending == 0
+        assert usage_logger._thread is not None and usage_logger._thread.is_alive()
+        asyncio.run(assert_exactly_once(server, key, [first.record_id, second.record_id]))
+        assert any("database is locked" in r.getMessage() for r in caplog.records)

@@ -161,28 +161,35 @@ class UsageLogger:
         self.counters.add("queued")
         self._enqueue(_identified(record))
 
-    def flush(self, timeout_s: float = 10.0) -> FlushReport:
-        """Journal everything handed over and try to deliver every pending record, within `timeout_s`."""
-        future = self._run_in_worker(self._flush(time.monotonic() + timeout_s))
+    def flush(self, timeout_s: float = 10.0, *, retry: bool = True) -> FlushReport:
+        """Journal everything handed over and deliver every pending record, within `timeout_s`.
+
+        Failed sends are tried again with their backoff until the deadline; `retry=False` makes
+        one pass only (as close and interpreter exit do).
+        """
+        future = self._run_in_worker(self._flush(time.monotonic() + timeout_s, retry=retry))
         try:
             return future.result(timeout=timeout_s + 1.0)
         except concurrent.futures.TimeoutError:
             return self._report(0, 0)
 
-    async def aflush(self, timeout_s: float = 10.0) -> FlushReport:
-        future = self._run_in_worker(self._flush(time.monotonic() + timeout_s))
+    async def aflush(self, timeout_s: float = 10.0, *, retry: bool = True) -> FlushReport:
+        future = self._run_in_worker(self._flush(time.monotonic() + timeout_s, retry=retry))
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s + 1.0)
         except asyncio.TimeoutError:
             return self._report(0, 0)
 
     def close(self, timeout_s: float = _EXIT_FLUSH_S) -> FlushReport | None:
-        """Flush within `timeout_s`, stop the worker and log one summary line. Safe to call twice."""
+        """One flush pass within `timeout_s`, stop the worker, log one summary line. Safe twice.
+
+        What the server does not take now stays in the journal for the next logger that opens it.
+        """
         with self._state_lock:
             if self._closed:
                 return None
             self._closed = True
-        report = self.flush(timeout_s) if self._thread is not None or self._queue else None
+        report = self.flush(timeout_s, retry=False) if self._thread is not None or self._queue else None
         self._stop_worker()
         self._log_summary(report)
         return report
@@ -192,7 +199,8 @@ class UsageLogger:
             if self._closed:
                 return None
             self._closed = True
-        report = await self.aflush(timeout_s) if self._thread is not None or self._queue else None
+        busy = self._thread is not None or self._queue
+        report = await self.aflush(timeout_s, retry=False) if busy else None
         await asyncio.to_thread(self._stop_worker)
         self._log_summary(report)
         return report
@@ -275,9 +283,7 @@ class UsageLogger:
             self._cooldown_s = _BREAKER_COOLDOWN_S
             self._outage_warned = False
         if recovered:
-            logger.info(
-                "llmring-usage: %s answers again; sending kept records", self.config.server_url
-            )
+            logger.info("llmring-usage: %s answers again; sending kept records", self.config.server_url)
 
     def _on_failure(self, error: DeliveryError) -> None:
         with self._state_lock:
@@ -286,9 +292,7 @@ class UsageLogger:
                 self._open_breaker()
             if isinstance(error, RetryableDeliveryError) and error.retry_after_s is not None:
                 # The server said when to come back: nothing is sent before then, not even by a flush.
-                self._retry_after_until = max(
-                    self._retry_after_until, time.monotonic() + error.retry_after_s
-                )
+                self._retry_after_until = max(self._retry_after_until, time.monotonic() + error.retry_after_s)
                 self._open_until = max(self._open_until, self._retry_after_until)
             warn = not self._outage_warned
             self._outage_warned = True
@@ -307,8 +311,7 @@ class UsageLogger:
             self._auth_blocked = True
         if warn:
             logger.warning(
-                "llmring-usage: %s: %s; records are kept in %s until a logger with a valid key "
-                "sends them",
+                "llmring-usage: %s: %s; records are kept in %s until a logger with a valid key sends them",
                 self.config.server_url,
                 error,
                 self.journal.path,
@@ -411,9 +414,7 @@ class UsageLogger:
         loop = self._ensure_worker()
         loop.call_soon_threadsafe(self._spawn_call, fn, args)
 
-    def _spawn_call(
-        self, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
-    ) -> None:
+    def _spawn_call(self, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
         self._spawn(fn(*args))
 
     def _run_in_worker(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -431,17 +432,22 @@ class UsageLogger:
         while True:
             self._wake_event.clear()
             self._wake_pending = False
-            self._drain_queue()
-            if self._stopping:
-                break
-            idle = True
-            if self._may_send():
-                # A task in _inflight, so that a flush waits for the sends it has under way.
-                pump = asyncio.get_running_loop().create_task(self._pump())
-                self._inflight.add(pump)
-                pump.add_done_callback(self._inflight.discard)
-                idle = not await pump
-            delay = self._next_wake_in(idle)
+            delay: float | None
+            try:
+                self._drain_queue()
+                if self._stopping:
+                    break
+                idle = True
+                if self._may_send():
+                    # A task in _inflight, so that a flush waits for the sends it has under way.
+                    pump = asyncio.get_running_loop().create_task(self._pump())
+                    self._inflight.add(pump)
+                    pump.add_done_callback(self._inflight.discard)
+                    idle = not await pump
+                delay = self._next_wake_in(idle)
+            except Exception as exc:  # the worker must outlive any error (a locked journal, a bug)
+                logger.error("llmring-usage: delivery worker error, retrying: %r", exc)
+                delay = _IDLE_POLL_S
             try:
                 await asyncio.wait_for(self._wake_event.wait(), delay)
             except asyncio.TimeoutError:
@@ -480,9 +486,7 @@ class UsageLogger:
         while self._may_send() and not self._stopping:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            claimed = self.journal.claim(
-                batch_size, lease_s=self._lease_s, ignore_schedule=ignore_schedule
-            )
+            claimed = self.journal.claim(batch_size, lease_s=self._lease_s, ignore_schedule=ignore_schedule)
             if not claimed:
                 break
             to_send = await self._settle_unknown(claimed)
@@ -568,9 +572,7 @@ class UsageLogger:
             outcome_unknown=outcome_unknown or isinstance(error, OutcomeUnknownError),
         )
 
-    async def _deliver_now(
-        self, record: UsageRecord, answer: Callable[[Receipt | None], None]
-    ) -> None:
+    async def _deliver_now(self, record: UsageRecord, answer: Callable[[Receipt | None], None]) -> None:
         """Inline mode: journal the record leased to us, send it at once, answer the caller first."""
         receipt = None
         try:
@@ -591,7 +593,7 @@ class UsageLogger:
             self.journal.mark_delivered([receipt])
             self.counters.add("sent")
 
-    async def _flush(self, deadline: float) -> FlushReport:
+    async def _flush(self, deadline: float, *, retry: bool = True) -> FlushReport:
         before = self.counters.snapshot()
         self._drain_queue()
         current = asyncio.current_task()
@@ -615,7 +617,12 @@ class UsageLogger:
                         await asyncio.wait_for(self._pump(deadline=deadline), remaining)
                     except asyncio.TimeoutError:
                         break
+                    except Exception as exc:  # a flush reports, it never raises into the caller
+                        logger.error("llmring-usage: flush stopped by an error: %r", exc)
+                        break
                 self._drain_queue()
+                if not retry:  # close and exit make one pass: what fails waits for a later run
+                    break
                 wait = self._next_wake_in(idle=False)
                 if wait is None or time.monotonic() + wait >= deadline:
                     break
@@ -666,9 +673,7 @@ def _resolve_concurrent(future: concurrent.futures.Future[T]) -> Callable[[T], N
     return answer
 
 
-def _resolve_on_loop(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
-) -> Callable[[T], None]:
+def _resolve_on_loop(loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]) -> Callable[[T], None]:
     def set_if_waiting(value: T) -> None:
         if not future.done():
             future.set_result(value)
