@@ -164,7 +164,7 @@ class TestDemo:
         assert RegistryClient.CACHE_DIR == cache_dir
 
     def test_demo_as_a_subprocess_on_a_fresh_home(self, tmp_path: Path) -> None:
-        """The console script on a new HOME exits 0 and fills the default journal."""
+        """The console script on a new HOME exits 0 and fills the simulated demo's own journal."""
         home = tmp_path / "fresh-home"
         home.mkdir()
         completed = subprocess.run(
@@ -178,9 +178,12 @@ class TestDemo:
         output = completed.stdout + completed.stderr
         assert completed.returncode == 0, output
         assert "Traceback" not in output
-        journal = home / ".local" / "share" / "llmring-usage" / "usage.db"
+        journal = home / ".local" / "share" / "llmring-usage" / "demo.db"
         assert journal.exists(), output
         assert len(journal_rows(journal)) == 5
+        # Made-up usage never lands in the default journal, which a real server may later read.
+        assert not (home / ".local" / "share" / "llmring-usage" / "usage.db").exists()
+        assert f"llmring-usage stats --journal {journal}" in " ".join(output.split())
         # llmring's registry cache of the user was not touched (the demo used a temporary one).
         assert not list((home / ".cache").glob("llmring/registry/*.json"))
 

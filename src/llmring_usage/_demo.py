@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import ENV_SERVER_URL, default_journal_path
 from .delivery.logger import FlushReport
 from .errors import ConfigurationError
 from .proxy import with_usage_logging
@@ -36,6 +37,13 @@ _FLUSH_TIMEOUT_S = 2.0
 """How long the demo waits for records still on their way (a dead server costs that once)."""
 _CLOSE_TIMEOUT_S = 1.0
 _SNIPPET_CHARS = 56
+SIMULATED_JOURNAL_NAME = "demo.db"
+"""Simulated records go to their own journal beside the default one, so that a logger with a real
+server that later opens the default journal never sends made-up usage to a team's dashboard."""
+
+
+def simulated_journal_path() -> Path:
+    return default_journal_path().with_name(SIMULATED_JOURNAL_NAME)
 
 
 @dataclass
@@ -119,6 +127,8 @@ def run_demo(
     from llmring.registry import RegistryClient
 
     simulated = simulate or not has_provider_key()
+    if simulated and journal_path is None and not (server_url or os.environ.get(ENV_SERVER_URL)):
+        journal_path = simulated_journal_path()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="llmring-usage-demo-")))
         stack.enter_context(_patched_attr(RegistryClient, "CACHE_DIR", tmp / "registry-cache"))

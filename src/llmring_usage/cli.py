@@ -438,9 +438,15 @@ def demo(server_url: str | None, api_key: str | None, journal_path: Path | None,
             f"Look at them: llmring-usage stats --server-url {escape(result.server_url)} (with your API key)"
         )
     else:
+        journal_option = "" if result.journal_path == default_journal_path() else f" --journal {result.journal_path}"
+        if result.simulated and journal_option:
+            console.print(
+                "Simulated records have a journal of their own, so they never reach a real server "
+                "that later reads the default journal."
+            )
         console.print(
-            "No server configured, so they stay there (the embedded default). "
-            "Look at them: `llmring-usage stats`, `llmring-usage logs`."
+            "No server configured, so they stay there (the embedded default). Look at them: "
+            f"`llmring-usage stats{escape(journal_option)}`, `llmring-usage logs{escape(journal_option)}`."
         )
         console.print(
             "[dim]pending = kept in the journal, not yet on a server: a logger with a server that opens "
