@@ -24,3 +24,14 @@ class TestPublicNames:
         """The names the issue promises are importable from the package."""
         for name in ("with_usage_logging", "log_usage", "LLMRingExtended", "UsageRecord"):
             assert name in llmring_usage.__all__
+
+    def test_cli_is_not_imported_by_the_package(self):
+        """`import llmring_usage` does not import the command line module (click, rich stay lazy)."""
+        import subprocess
+        import sys
+
+        probe = "import sys, llmring_usage; print('llmring_usage.cli' in sys.modules)"
+        result = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert result.stdout.strip() == "False"

@@ -331,16 +331,10 @@ def _request_info(args: tuple[Any, ...], kwargs: dict[str, Any], profile_positio
 def make_interceptors(instrument: Instrument) -> dict[str, Interceptor]:
     """wrapt wrappers for chat, chat_stream, chat_with_alias and chat_with_conversation."""
 
-    async def chat(
-        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        return await instrument.intercept_call(
-            wrapped, args, kwargs, _request_info(args, kwargs, 1)
-        )
+    async def chat(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return await instrument.intercept_call(wrapped, args, kwargs, _request_info(args, kwargs, 1))
 
-    def chat_stream(
-        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def chat_stream(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return instrument.intercept_stream(wrapped, args, kwargs, _request_info(args, kwargs, 1))
 
     async def chat_with_alias(

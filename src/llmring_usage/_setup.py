@@ -45,11 +45,7 @@ def build_instrument(
         chosen = shared_logger(config)
     ring_origin = getattr(ring, "origin", None)
     if origin is None:
-        origin = (
-            ring_origin
-            if isinstance(ring_origin, str) and ring_origin != "llmring"
-            else DEFAULT_ORIGIN
-        )
+        origin = ring_origin if isinstance(ring_origin, str) and ring_origin != "llmring" else DEFAULT_ORIGIN
     pricer: Pricer
     if ring is not None and hasattr(ring, "calculate_cost"):
         pricer = RingPricer(ring)

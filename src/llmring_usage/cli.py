@@ -438,7 +438,9 @@ def demo(server_url: str | None, api_key: str | None, journal_path: Path | None,
             f"Look at them: llmring-usage stats --server-url {escape(result.server_url)} (with your API key)"
         )
     else:
-        journal_option = "" if result.journal_path == default_journal_path() else f" --journal {result.journal_path}"
+        journal_option = (
+            "" if result.journal_path == default_journal_path() else f" --journal {result.journal_path}"
+        )
         if result.simulated and journal_option:
             console.print(
                 "Simulated records have a journal of their own, so they never reach a real server "

@@ -113,9 +113,7 @@ def _async_wrapper(instrument: Instrument) -> Any:
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inside_logged_call():
             return await wrapped(*args, **kwargs)
-        return await instrument.intercept_call(
-            wrapped, args, kwargs, CallInfo(), facts_of=facts_from_result
-        )
+        return await instrument.intercept_call(wrapped, args, kwargs, CallInfo(), facts_of=facts_from_result)
 
     return wrapper
 
@@ -131,9 +129,7 @@ def _sync_wrapper(instrument: Instrument) -> Any:
         if hasattr(result, "__anext__"):
             if isinstance(result, LoggedStream):
                 return result
-            return LoggedStream(
-                result, instrument, CallInfo(), started_ns=started_ns, started_at=started_at
-            )
+            return LoggedStream(result, instrument, CallInfo(), started_ns=started_ns, started_at=started_at)
         _log_sync(instrument, result, started_ns, started_at)
         return result
 

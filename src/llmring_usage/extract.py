@@ -118,9 +118,7 @@ def request_chars(request: Any) -> int:
 
 def facts_from_llm_response(response: Any, *, default_provider: str = "unknown") -> CallFacts:
     """Facts from an llmring LLMResponse (model "provider:model", usage dict, maybe a cost)."""
-    provider, model = split_model(
-        str(_get(response, "model", "") or ""), default_provider=default_provider
-    )
+    provider, model = split_model(str(_get(response, "model", "") or ""), default_provider=default_provider)
     usage_dict = _get(response, "usage", None) or {}
     if not isinstance(usage_dict, dict):
         usage_dict = {}
@@ -155,11 +153,7 @@ def facts_from_provider_response(obj: Any) -> CallFacts | None:
     kind = _get(obj, "object") or _get(obj, "type")
     if _get(obj, "usage_metadata") is not None or module == "google":
         return _google(obj)
-    if (
-        module == "anthropic"
-        or kind == "message"
-        or _get(usage, "cache_read_input_tokens") is not None
-    ):
+    if module == "anthropic" or kind == "message" or _get(usage, "cache_read_input_tokens") is not None:
         if usage is not None and _get(usage, "input_tokens") is not None:
             return _anthropic(obj, usage)
     if usage is not None and (

@@ -58,9 +58,7 @@ class RingPricer:
         try:
             return _total(await self._ring.calculate_cost(_response_for(facts)))
         except Exception as exc:  # pricing must never fail the caller's call
-            logger.debug(
-                "llmring-usage: could not price %s:%s: %s", facts.provider, facts.model, exc
-            )
+            logger.debug("llmring-usage: could not price %s:%s: %s", facts.provider, facts.model, exc)
             return None
 
 
@@ -85,7 +83,5 @@ class RegistryPricer:
         try:
             return _total(await self._get_calculator().calculate_cost(_response_for(facts)))
         except Exception as exc:
-            logger.debug(
-                "llmring-usage: could not price %s:%s: %s", facts.provider, facts.model, exc
-            )
+            logger.debug("llmring-usage: could not price %s:%s: %s", facts.provider, facts.model, exc)
             return None

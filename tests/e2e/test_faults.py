@@ -280,7 +280,6 @@ class TestLostAnswer:
         posts = [path for method, path in fault_proxy.requests if method == "POST"]
         assert posts == ["/api/v1/log"]
 
-
     async def test_failed_read_back_keeps_the_check(self, server, fault_proxy, make_logger):
         """The answer is lost, then the read-back GET fails with 500: the next try reads back again."""
         key = server.new_api_key()
@@ -295,6 +294,7 @@ class TestLostAnswer:
         counts = usage_logger.counters.snapshot()
         assert counts["deduplicated"] == 1 and counts["sent"] == 0
         assert [method for method, _ in fault_proxy.requests] == ["POST", "GET", "GET"]
+
 
 _CHILD = textwrap.dedent(
     """

@@ -59,9 +59,7 @@ class HttpExporter:
             base_url=self.server_url,
             headers={"X-API-Key": api_key, "User-Agent": "llmring-usage"},
             timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport,
         )
 
@@ -70,14 +68,10 @@ class HttpExporter:
         try:
             response = await self._client.post(LOG_PATH, json=record.to_body())
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise RetryableDeliveryError(
-                f"cannot reach {self.server_url}: {_describe(exc)}"
-            ) from exc
+            raise RetryableDeliveryError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
         except httpx.TransportError as exc:
             # The request may have been written before the failure: the server may hold the row.
-            raise OutcomeUnknownError(
-                f"no answer from {self.server_url}: {_describe(exc)}"
-            ) from exc
+            raise OutcomeUnknownError(f"no answer from {self.server_url}: {_describe(exc)}") from exc
         return self._receipt(record, response)
 
     def _receipt(self, record: UsageRecord, response: httpx.Response) -> Receipt:
@@ -152,9 +146,7 @@ class HttpExporter:
         try:
             response = await self._client.get(path, params=params)
         except httpx.TransportError as exc:
-            raise RetryableDeliveryError(
-                f"cannot reach {self.server_url}: {_describe(exc)}"
-            ) from exc
+            raise RetryableDeliveryError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
         if response.status_code != 200:
             self._raise_for(response)
         try:

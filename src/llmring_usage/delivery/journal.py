@@ -308,7 +308,7 @@ class Journal:
         with self._lock:
             cursor = self._connection.execute(sql, params)
             names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def close(self) -> None:
         with self._lock:
