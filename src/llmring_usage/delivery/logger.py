@@ -91,6 +91,9 @@ class Counters:
 class UsageLogger:
     """The processor: hands records to the journal and the server, never raising into callers."""
 
+    _wake_scheduled_on: asyncio.AbstractEventLoop | None
+    """The caller's loop where a wake of the worker is scheduled and has not run yet."""
+
     def __init__(self, config: LoggerConfig | None = None, **options: Any) -> None:
         self.config = config if config is not None else LoggerConfig(**options)
         self.journal = Journal(self.config.journal_path)
@@ -249,8 +252,14 @@ class UsageLogger:
             return
         if loop is self._loop:
             self._wake()
-        else:
-            loop.call_soon(self._wake)
+        elif loop is not self._wake_scheduled_on:
+            # One scheduled wake per loop: a caller that never yields must not pile up callbacks.
+            self._wake_scheduled_on = loop
+            loop.call_soon(self._wake_from_caller_loop)
+
+    def _wake_from_caller_loop(self) -> None:
+        self._wake_scheduled_on = None
+        self._wake()
 
     def _journal_now(self, records: list[UsageRecord]) -> None:
         try:
@@ -325,6 +334,7 @@ class UsageLogger:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None
         self._wake_pending = False
+        self._wake_scheduled_on = None
         self._stopping = False
         self._exporter: HttpExporter | None = None
         self._semaphore: asyncio.Semaphore | None = None
