@@ -454,7 +454,10 @@ class UsageLogger:
                     self._inflight.add(pump)
                     pump.add_done_callback(self._inflight.discard)
                     idle = not await pump
-                delay = self._next_wake_in(idle)
+                # Bounded even when idle: a wake the caller's loop scheduled but never ran (a loop
+                # closed at once) delays a handed-over record by at most this, never forever.
+                wake_in = self._next_wake_in(idle)
+                delay = _IDLE_POLL_S if wake_in is None else min(wake_in, _IDLE_POLL_S * 5)
             except Exception as exc:  # the worker must outlive any error (a locked journal, a bug)
                 logger.error("llmring-usage: delivery worker error, retrying: %r", exc)
                 delay = _IDLE_POLL_S
