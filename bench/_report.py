@@ -179,7 +179,8 @@ def tables(results: dict[str, Any]) -> list[Table]:
     if drain:
         out.append(
             (
-                f"3. Drain: {drain['records']:,} records to the real server, concurrency {drain['concurrency']}",
+                f"3. Drain: {drain['records']:,} records to the real server, "
+                f"concurrency {drain['concurrency']}",
                 ["client", "seconds", "records/s", "rows on server", "distinct ids"],
                 [
                     [
@@ -318,7 +319,16 @@ def write_markdown(results: dict[str, Any], targets: list[dict[str, Any]], path:
         "## Command",
         "",
         "```",
-        COMMAND + "            # full run, about 5-10 minutes; --quick for a smoke run",
+        COMMAND + "                      # the full run",
+        COMMAND + " --quick              # a smoke run of the same code, about 2 minutes",
+        COMMAND + " --outage-calls 20000 # a shorter outage (the replay is most of the run)",
+        "```",
+        "",
+        "Most of a full run is the replay of the 100,000 outage records. llmring-server's own speed "
+        "limits it (see the drain figures): 5-7 minutes on a quiet 2-core machine, more on a busy one.",
+        "",
+        "```",
+        COMMAND + " --rewrite-doc        # rewrite this file from bench/results/latest.json",
         "```",
         "",
         "It starts llmring-server (bridge mode, a fresh database, a free port, its registry on a closed "
