@@ -117,11 +117,7 @@ class ProviderProcess:
 
     _CODE = (
         "import json, sys\n"
-        "from llmring_usage import testing\n"
         "from llmring_usage.testing import FakeProvider\n"
-        # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
-        # client's delayed ACK hold every answer on a kept-alive connection for ~40 ms.
-        "testing._Handler.disable_nagle_algorithm = True\n"
         "with FakeProvider() as provider:\n"
         "    print(json.dumps(provider.env()), flush=True)\n"
         "    sys.stdin.read()\n"

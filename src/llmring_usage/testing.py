@@ -451,6 +451,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     server_version = "FakeProvider/1.0"
+    # Headers and body go out in two writes: without TCP_NODELAY each answer on a kept-alive
+    # connection waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()
