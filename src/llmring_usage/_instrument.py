@@ -9,16 +9,18 @@ call gives exactly one record.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from .delivery.logger import UsageLogger
 from .extract import CallFacts, StreamTally, facts_from_llm_response, split_model
 from .pricing import Pricer
-from .record import CLIENT_TIMESTAMP_KEY, RECORD_ID_KEY, UsageRecord, new_record_id, utc_now_iso
+from .record import CLIENT_TIMESTAMP_KEY, RECORD_ID_KEY, UsageRecord, new_record_id
 
 logger = logging.getLogger("llmring_usage")
 
@@ -64,7 +66,7 @@ class Instrument:
         *,
         cost: float | None,
         latency_ms: int,
-        started_at: str,
+        started_at: float,
         extra: dict[str, Any] | None = None,
     ) -> UsageRecord:
         provider = self.provider or facts.provider
@@ -77,7 +79,7 @@ class Instrument:
             "finish_reason": facts.finish_reason,
             "usage_source": facts.usage.source,
             RECORD_ID_KEY: new_record_id(),
-            CLIENT_TIMESTAMP_KEY: started_at,
+            CLIENT_TIMESTAMP_KEY: datetime.fromtimestamp(started_at, timezone.utc).isoformat(),
             **facts.extra,
             **(extra or {}),
         }
@@ -104,21 +106,25 @@ class Instrument:
         info: CallInfo,
         *,
         started_ns: int,
-        started_at: str,
+        started_at: float,
         extra: dict[str, Any] | None = None,
         wait: bool = True,
     ) -> None:
-        """Price, build and hand over one record. Never raises: a logging failure is a warning."""
+        """Price, build and hand over one record. Never raises: a logging failure is a warning.
+
+        When nobody waits for the record (background mode, a stream closed early) the worker
+        builds it: the caller's part is then only extraction, timing and a queue append.
+        """
         latency_ms = _elapsed_ms(started_ns)
         try:
             cost = await self.pricer.price(facts)
-            record = self.build(
-                facts, info, cost=cost, latency_ms=latency_ms, started_at=started_at, extra=extra
+            build = functools.partial(
+                self.build, facts, info, cost=cost, latency_ms=latency_ms, started_at=started_at, extra=extra
             )
-            if wait:
-                await self.usage_logger.alog(record)
+            if wait and self.usage_logger.waits:
+                await self.usage_logger.alog(build())
             else:
-                self.usage_logger.log_nowait(record)
+                self.usage_logger.log_nowait(build)
         except Exception as exc:
             logger.warning("llmring-usage: could not log a call: %s", exc)
 
@@ -139,7 +145,7 @@ class Instrument:
         """
         if _logging_call.get():
             return await wrapped(*args, **kwargs)
-        started_at = utc_now_iso()
+        started_at = time.time()
         started_ns = time.perf_counter_ns()
         token = _logging_call.set(True)
         try:
@@ -172,7 +178,7 @@ class Instrument:
         """Start a stream and return it wrapped so that its end, however it comes, is logged."""
         if _logging_call.get():
             return wrapped(*args, **kwargs)
-        started_at = utc_now_iso()
+        started_at = time.time()
         started_ns = time.perf_counter_ns()
         stream = wrapped(*args, **kwargs)
         if isinstance(stream, LoggedStream):
@@ -195,7 +201,7 @@ class LoggedStream:
         info: CallInfo,
         *,
         started_ns: int,
-        started_at: str,
+        started_at: float,
     ) -> None:
         self._inner = inner
         self._generator = _logged_chunks(inner, instrument, info, started_ns, started_at)
@@ -220,7 +226,7 @@ class LoggedStream:
 
 
 async def _logged_chunks(
-    inner: Any, instrument: Instrument, info: CallInfo, started_ns: int, started_at: str
+    inner: Any, instrument: Instrument, info: CallInfo, started_ns: int, started_at: float
 ) -> AsyncGenerator[Any, None]:
     tally = StreamTally()
     tally.started_ns = started_ns

@@ -21,7 +21,6 @@ from .extract import (
     facts_from_provider_response,
     is_llm_response,
 )
-from .record import utc_now_iso
 
 logger = logging.getLogger("llmring_usage")
 
@@ -123,7 +122,7 @@ def _sync_wrapper(instrument: Instrument) -> Any:
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if inside_logged_call():
             return wrapped(*args, **kwargs)
-        started_at = utc_now_iso()
+        started_at = time.time()
         started_ns = time.perf_counter_ns()
         result = wrapped(*args, **kwargs)
         if hasattr(result, "__anext__"):
@@ -144,7 +143,7 @@ def _stream_wrapper(instrument: Instrument) -> Any:
     return wrapper
 
 
-def _log_sync(instrument: Instrument, result: Any, started_ns: int, started_at: str) -> None:
+def _log_sync(instrument: Instrument, result: Any, started_ns: int, started_at: float) -> None:
     facts = facts_from_result(result)
     if facts is None:
         warn_no_usage(result)

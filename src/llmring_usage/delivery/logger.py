@@ -98,7 +98,7 @@ class UsageLogger:
         self.config = config if config is not None else LoggerConfig(**options)
         self.journal = Journal(self.config.journal_path)
         self.counters = Counters()
-        self._queue: collections.deque[UsageRecord] = collections.deque()
+        self._queue: collections.deque[UsageRecord | Callable[[], UsageRecord]] = collections.deque()
         self._lease_s = self.config.send_timeout_s * 3 + 5
         self._state_lock = threading.Lock()
         self._reset_worker_state()
@@ -159,10 +159,18 @@ class UsageLogger:
             _last_receipt.set(receipt)
         return receipt
 
-    def log_nowait(self, record: UsageRecord) -> None:
-        """Hand a record over without waiting, whatever the mode (for streams closed early)."""
+    @property
+    def waits(self) -> bool:
+        """True when `alog`/`log` wait for the record (inline mode), False when they only hand over."""
+        return self.config.delivery == "inline" and self.config.timeout_s > 0
+
+    def log_nowait(self, record: UsageRecord | Callable[[], UsageRecord]) -> None:
+        """Hand a record over without waiting, whatever the mode (background, streams closed early).
+
+        `record` may be a function that builds it: the worker then calls it, off the caller's path.
+        """
         self.counters.add("queued")
-        self._enqueue(_identified(record))
+        self._enqueue(record)
 
     def flush(self, timeout_s: float = 10.0, *, retry: bool = True) -> FlushReport:
         """Journal everything handed over and deliver every pending record, within `timeout_s`.
@@ -219,19 +227,20 @@ class UsageLogger:
         self.counters.add("queued")
         record = _identified(record)
         self._closed = False  # a logger used again after close starts its worker anew
-        if not self.sends:
-            self._journal_now([record])
+        background = not self.waits
+        if not self.sends and not background:
+            self._journal_now([record])  # inline with no server: on disk when the call returns
             return False
-        if self.config.delivery == "background" or self.config.timeout_s == 0 or not self._may_send():
+        if background or not self._may_send():
             self._enqueue(record)
             return False
         self._call_in_worker(self._deliver_now, record, answer)
         return True
 
-    def _enqueue(self, record: UsageRecord) -> None:
+    def _enqueue(self, record: UsageRecord | Callable[[], UsageRecord]) -> None:
         if len(self._queue) >= self.config.max_queue_size:
             # The worker is behind: journal here rather than hold more in memory.
-            self._journal_now([record])
+            self._journal_now(self._materialize([record]))
             self._wake()
             return
         self._queue.append(record)
@@ -486,10 +495,21 @@ class UsageLogger:
 
     def _drain_queue(self) -> None:
         while self._queue:
-            batch: list[UsageRecord] = []
+            batch: list[UsageRecord | Callable[[], UsageRecord]] = []
             while self._queue and len(batch) < _JOURNAL_BATCH:
                 batch.append(self._queue.popleft())
-            self._journal_now(batch)
+            self._journal_now(self._materialize(batch))
+
+    def _materialize(self, items: list[UsageRecord | Callable[[], UsageRecord]]) -> list[UsageRecord]:
+        """Records from queued items, building those handed over as builders."""
+        records = []
+        for item in items:
+            try:
+                records.append(_identified(item if isinstance(item, UsageRecord) else item()))
+            except Exception as exc:  # a builder that fails is a bug of ours: count it, never hide it
+                self.counters.add("dropped")
+                logger.error("llmring-usage: could not build a record: %r", exc)
+        return records
 
     async def _pump(self, *, ignore_schedule: bool = False, deadline: float | None = None) -> bool:
         """Send due records from the journal until none is left or sending stops; True if any went."""
