@@ -30,12 +30,22 @@ from _support.faults import FaultProxy, HungServer, RefusingPort
 from _support.server import RealServer
 
 try:
-    from llmring_usage.testing import FakeProvider, write_lockfile, write_registry
+    from llmring_usage.testing import (
+        FakeProvider,
+        closing_usage_loggers,
+        write_lockfile,
+        write_registry,
+    )
 except ImportError:  # the package is not installed: use the source tree
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from llmring_usage.testing import FakeProvider, write_lockfile, write_registry
+    from llmring_usage.testing import (
+        FakeProvider,
+        closing_usage_loggers,
+        write_lockfile,
+        write_registry,
+    )
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -76,6 +86,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.setattr(RegistryClient, "CACHE_DIR", home / ".cache" / "llmring" / "registry", raising=True)
     return home
+
+
+@pytest.fixture(autouse=True)
+def _close_new_loggers() -> Iterator[None]:
+    """Close every usage logger a test created, so no worker thread outlives it."""
+    with closing_usage_loggers(timeout_s=1.0):
+        yield
 
 
 # --------------------------------------------------------------------------- provider, ring

@@ -20,7 +20,6 @@ from click.testing import CliRunner, Result
 
 from llmring_usage import Journal, UsageRecord
 from llmring_usage.cli import cli
-from llmring_usage.delivery import logger as logger_module
 from llmring_usage.stats import parse_when
 from llmring_usage.testing import write_lockfile, write_registry
 
@@ -37,18 +36,6 @@ TOTAL_REQUESTS = 4
 TOTAL_INPUT = 14 + 14 + 100 + 1000
 TOTAL_OUTPUT = 286 + 286 + 50 + 500
 TOTAL_COST = 0.0001737 * 2 + 0.00035 + 0.0075  # 0.0081974
-
-
-@pytest.fixture(autouse=True)
-def _close_new_loggers():
-    """Close every usage logger a test created, so no worker thread outlives it."""
-    before = set(logger_module._live_loggers)
-    yield
-    for usage_logger in set(logger_module._live_loggers) - before:
-        usage_logger.close(timeout_s=0.5)
-    for key, usage_logger in list(logger_module._shared.items()):
-        if usage_logger not in before:
-            logger_module._shared.pop(key, None)
 
 
 def make_record(

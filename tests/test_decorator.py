@@ -19,18 +19,6 @@ GPT_4O_MINI_COST = 14 * 0.15 / 1e6 + 286 * 0.60 / 1e6
 HAIKU_COST = 14 * 1.00 / 1e6 + 286 * 5.00 / 1e6
 
 
-@pytest.fixture(autouse=True)
-def _close_new_loggers():
-    """Close every usage logger a test created, so no worker thread outlives it."""
-    before = set(logger_module._live_loggers)
-    yield
-    for usage_logger in set(logger_module._live_loggers) - before:
-        usage_logger.close(timeout_s=0.5)
-    for key, usage_logger in list(logger_module._shared.items()):
-        if usage_logger not in before:
-            logger_module._shared.pop(key, None)
-
-
 def _chat_completion(cached: int = 0) -> ChatCompletion:
     return ChatCompletion.model_validate(
         {

@@ -5,25 +5,11 @@ from __future__ import annotations
 import inspect
 import warnings
 
-import pytest
 from _support.records import journal_records, request
 from llmring.schemas import Message
 from llmring.service_extended import LLMRingSession
 
 from llmring_usage import LLMRingExtended, with_usage_logging
-from llmring_usage.delivery import logger as logger_module
-
-
-@pytest.fixture(autouse=True)
-def _close_new_loggers():
-    """Close every usage logger a test created, so no worker thread outlives it."""
-    before = set(logger_module._live_loggers)
-    yield
-    for usage_logger in set(logger_module._live_loggers) - before:
-        usage_logger.close(timeout_s=0.5)
-    for key, usage_logger in list(logger_module._shared.items()):
-        if usage_logger not in before:
-            logger_module._shared.pop(key, None)
 
 
 class TestLLMRingExtended:

@@ -16,22 +16,9 @@ from llmring.schemas import LLMResponse, Message, StreamChunk
 from llmring.service_extended import LLMRingSession
 
 from llmring_usage import ConfigurationError, UsageLogger, UsageLoggingRing, with_usage_logging
-from llmring_usage.delivery import logger as logger_module
 
 GPT_4O_MINI_COST = 14 * 0.15 / 1e6 + 286 * 0.60 / 1e6  # = 0.0001737
 FAKE_SERVER = "http://usage.invalid"
-
-
-@pytest.fixture(autouse=True)
-def _close_new_loggers():
-    """Close every usage logger a test created, so no worker thread outlives it."""
-    before = set(logger_module._live_loggers)
-    yield
-    for usage_logger in set(logger_module._live_loggers) - before:
-        usage_logger.close(timeout_s=0.5)
-    for key, usage_logger in list(logger_module._shared.items()):
-        if usage_logger not in before:
-            logger_module._shared.pop(key, None)
 
 
 class CapturingRing(LLMRing):

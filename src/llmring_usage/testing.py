@@ -26,6 +26,10 @@ serve the command-line demo.
 ``write_lockfile(path, aliases)``
     Writes an llmring lockfile binding aliases, for ``LLMRing(lockfile_path=...)``.
 
+``closing_usage_loggers(timeout_s)``
+    A context manager that closes every usage logger created inside it (their worker threads
+    stop) and forgets the shared ones, so that each test starts with loggers of its own.
+
 Pitfalls found with llmring 1.4.0:
 
 - The registry cache ``~/.cache/llmring/registry/<provider>_current.json`` is keyed by provider
@@ -46,6 +50,7 @@ Pitfalls found with llmring 1.4.0:
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
@@ -224,6 +229,18 @@ def write_lockfile(
     lines += ["", f"[profiles.{_toml_str(profile)}.registry_versions]", ""]
     target.write_text("\n".join(lines), encoding="utf-8")
     return target
+
+
+@contextlib.contextmanager
+def closing_usage_loggers(timeout_s: float = 1.0) -> Iterator[None]:
+    """Close every UsageLogger created inside the block and forget the shared ones among them."""
+    from .delivery.logger import close_loggers, live_loggers
+
+    before = live_loggers()
+    try:
+        yield
+    finally:
+        close_loggers(live_loggers() - before, timeout_s=timeout_s)
 
 
 def _toml_str(value: str) -> str:

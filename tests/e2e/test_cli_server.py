@@ -16,23 +16,10 @@ from click.testing import CliRunner, Result
 
 from llmring_usage import Journal, UsageRecord
 from llmring_usage.cli import cli
-from llmring_usage.delivery import logger as logger_module
 
 pytestmark = pytest.mark.server
 
 COST = 0.0001737
-
-
-@pytest.fixture(autouse=True)
-def _close_new_loggers():
-    """Close every usage logger a test created, so no worker thread outlives it."""
-    before = set(logger_module._live_loggers)
-    yield
-    for usage_logger in set(logger_module._live_loggers) - before:
-        usage_logger.close(timeout_s=0.5)
-    for key, usage_logger in list(logger_module._shared.items()):
-        if usage_logger not in before:
-            logger_module._shared.pop(key, None)
 
 
 def pending_journal(path: Path, count: int, *, origin: str = "cli-e2e") -> list[str]:

@@ -21,7 +21,6 @@ from llmring.schemas import Message
 from llmring.service_extended import LLMRingSession
 
 from llmring_usage import LLMRingExtended, log_usage, with_usage_logging
-from llmring_usage.delivery import logger as logger_module
 
 pytestmark = pytest.mark.server
 
@@ -38,18 +37,6 @@ IN_TOKENS, OUT_TOKENS = 14, 286
 def _expected_cost(provider: str, model: str) -> float:
     price_in, price_out = PRICES[(provider, model)]
     return IN_TOKENS * price_in / 1e6 + OUT_TOKENS * price_out / 1e6
-
-
-@pytest.fixture(autouse=True)
-def _close_new_loggers():
-    """Close every usage logger a test created, so no worker thread outlives it."""
-    before = set(logger_module._live_loggers)
-    yield
-    for usage_logger in set(logger_module._live_loggers) - before:
-        usage_logger.close(timeout_s=1.0)
-    for key, usage_logger in list(logger_module._shared.items()):
-        if usage_logger not in before:
-            logger_module._shared.pop(key, None)
 
 
 class CapturingRing(LLMRing):

@@ -769,6 +769,21 @@ def shared_logger(config: LoggerConfig) -> UsageLogger:
         return created
 
 
+def live_loggers() -> set[UsageLogger]:
+    """Every UsageLogger of this process that is still referenced."""
+    return set(_live_loggers)
+
+
+def close_loggers(loggers: set[UsageLogger], *, timeout_s: float) -> None:
+    """Close `loggers` and drop them from the shared ones, so the next wrap builds a new logger."""
+    for usage_logger in loggers:
+        usage_logger.close(timeout_s=timeout_s)
+    with _shared_lock:
+        for key, usage_logger in list(_shared.items()):
+            if usage_logger in loggers:
+                del _shared[key]
+
+
 def _close_all_at_exit() -> None:
     deadline = time.monotonic() + _EXIT_FLUSH_S
     for usage_logger in list(_live_loggers):
