@@ -10,7 +10,7 @@ import logging
 import httpx
 import pytest
 import respx
-from _support.records import journal_records, request
+from _support.records import CapturingRing, journal_records, request
 from llmring import LLMRing
 from llmring.schemas import LLMResponse, Message, StreamChunk
 from llmring.service_extended import LLMRingSession
@@ -19,14 +19,6 @@ from llmring_usage import ConfigurationError, UsageLogger, UsageLoggingRing, wit
 
 GPT_4O_MINI_COST = 14 * 0.15 / 1e6 + 286 * 0.60 / 1e6  # = 0.0001737
 FAKE_SERVER = "http://usage.invalid"
-
-
-class CapturingRing(LLMRing):
-    """A real LLMRing that remembers the response object its chat returned."""
-
-    async def chat(self, request, profile=None):
-        self.last_response = await super().chat(request, profile)
-        return self.last_response
 
 
 class DuckRing:

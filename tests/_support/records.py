@@ -1,9 +1,10 @@
-"""Reading what a usage logger journaled, for tests of the core (no server needed)."""
+"""Reading what a usage logger journaled, building requests, and a ring that keeps its answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from llmring import LLMRing
 from llmring.schemas import LLMRequest, Message
 
 from llmring_usage import UsageRecord
@@ -19,3 +20,11 @@ def journal_records(usage_logger: Any) -> list[UsageRecord]:
 def request(model: str, content: str = "What is usage logging?") -> LLMRequest:
     """A one-message llmring request for `model`."""
     return LLMRequest(model=model, messages=[Message(role="user", content=content)])
+
+
+class CapturingRing(LLMRing):
+    """A real LLMRing that remembers the response object its chat returned."""
+
+    async def chat(self, request: Any, profile: Any = None) -> Any:
+        self.last_response = await super().chat(request, profile)
+        return self.last_response

@@ -15,8 +15,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from _support.records import request
-from llmring import LLMRing
+from _support.records import CapturingRing, request
 from llmring.schemas import Message
 from llmring.service_extended import LLMRingSession
 
@@ -37,14 +36,6 @@ IN_TOKENS, OUT_TOKENS = 14, 286
 def _expected_cost(provider: str, model: str) -> float:
     price_in, price_out = PRICES[(provider, model)]
     return IN_TOKENS * price_in / 1e6 + OUT_TOKENS * price_out / 1e6
-
-
-class CapturingRing(LLMRing):
-    """A real LLMRing that remembers the response object its chat returned."""
-
-    async def chat(self, request, profile=None):
-        self.last_response = await super().chat(request, profile)
-        return self.last_response
 
 
 def _usage_warnings(caplog) -> list[logging.LogRecord]:
