@@ -8,7 +8,9 @@ call gives exactly one record.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import dataclasses
 import functools
 import logging
 import time
@@ -116,6 +118,8 @@ class Instrument:
         builds it: the caller's part is then only extraction, timing and a queue append.
         """
         latency_ms = _elapsed_ms(started_ns)
+        if info.request is not None:  # a queued builder must not keep the caller's messages alive
+            info = dataclasses.replace(info, request=None)
         try:
             cost = await self.pricer.price(facts)
             build = functools.partial(
@@ -152,10 +156,8 @@ class Instrument:
             result = await wrapped(*args, **kwargs)
         finally:
             _logging_call.reset(token)
-        if isinstance(result, LoggedStream):
-            return result
         if _is_async_iterator(result):
-            return LoggedStream(result, self, info, started_ns=started_ns, started_at=started_at)
+            return self.observe_stream(result, info, started_ns=started_ns, started_at=started_at)
         if facts_of is not None:
             facts = facts_of(result)
         elif hasattr(result, "model"):
@@ -180,7 +182,12 @@ class Instrument:
             return wrapped(*args, **kwargs)
         started_at = time.time()
         started_ns = time.perf_counter_ns()
-        stream = wrapped(*args, **kwargs)
+        return self.observe_stream(
+            wrapped(*args, **kwargs), info, started_ns=started_ns, started_at=started_at
+        )
+
+    def observe_stream(self, stream: Any, info: CallInfo, *, started_ns: int, started_at: float) -> Any:
+        """`stream` wrapped to log its end, unless it already is (a nested or doubled wrap)."""
         if isinstance(stream, LoggedStream):
             return stream
         return LoggedStream(stream, self, info, started_ns=started_ns, started_at=started_at)
@@ -228,8 +235,7 @@ class LoggedStream:
 async def _logged_chunks(
     inner: Any, instrument: Instrument, info: CallInfo, started_ns: int, started_at: float
 ) -> AsyncGenerator[Any, None]:
-    tally = StreamTally()
-    tally.started_ns = started_ns
+    tally = StreamTally(started_ns)
     ending = "error"
     exhausted = False
     try:
@@ -250,7 +256,7 @@ async def _logged_chunks(
         ending = "closed_early"
         raise
     except BaseException as exc:
-        ending = "cancelled" if _is_cancellation(exc) else "error"
+        ending = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
         raise
     finally:
         if not exhausted:
@@ -296,12 +302,6 @@ def warn_no_usage(result: Any) -> None:
             "LLMResponse or a provider SDK response",
             name,
         )
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    import asyncio
-
-    return isinstance(exc, asyncio.CancelledError)
 
 
 def _is_async_iterator(obj: Any) -> bool:

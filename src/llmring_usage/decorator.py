@@ -5,13 +5,13 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import wrapt
 
-from ._instrument import CallInfo, Instrument, LoggedStream, inside_logged_call, warn_no_usage
+from ._instrument import CallInfo, Instrument, inside_logged_call, warn_no_usage
 from ._setup import build_instrument
 from .delivery.logger import UsageLogger
 from .errors import ConfigurationError
@@ -110,8 +110,6 @@ def log_usage(
 def _async_wrapper(instrument: Instrument) -> Any:
     @wrapt.decorator
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if inside_logged_call():
-            return await wrapped(*args, **kwargs)
         return await instrument.intercept_call(wrapped, args, kwargs, CallInfo(), facts_of=facts_from_result)
 
     return wrapper
@@ -125,10 +123,8 @@ def _sync_wrapper(instrument: Instrument) -> Any:
         started_at = time.time()
         started_ns = time.perf_counter_ns()
         result = wrapped(*args, **kwargs)
-        if hasattr(result, "__anext__"):
-            if isinstance(result, LoggedStream):
-                return result
-            return LoggedStream(result, instrument, CallInfo(), started_ns=started_ns, started_at=started_at)
+        if isinstance(result, AsyncIterator):
+            return instrument.observe_stream(result, CallInfo(), started_ns=started_ns, started_at=started_at)
         _log_sync(instrument, result, started_ns, started_at)
         return result
 

@@ -233,8 +233,8 @@ class StreamTally:
         "finish_reason",
     )
 
-    def __init__(self) -> None:
-        self.started_ns = time.perf_counter_ns()
+    def __init__(self, started_ns: int | None = None) -> None:
+        self.started_ns = time.perf_counter_ns() if started_ns is None else started_ns
         self.first_token_ns: int | None = None
         self.chars = 0
         self.chunks = 0
