@@ -15,9 +15,9 @@ from llmring_usage.extract import (
     facts_from_llm_response,
     facts_from_provider_response,
     is_llm_response,
+    normalise_usage,
     request_chars,
     split_model,
-    usage_from_llmring_dict,
 )
 
 
@@ -132,19 +132,19 @@ class TestLLMRingUsage:
 
     def test_reads_prompt_and_completion_tokens(self):
         """prompt_tokens / completion_tokens become input and output tokens."""
-        usage = usage_from_llmring_dict({"prompt_tokens": 14, "completion_tokens": 286})
+        usage = normalise_usage({"prompt_tokens": 14, "completion_tokens": 286})
         assert (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens) == (14, 286, 0)
         assert usage.source == "provider"
 
     def test_reads_flat_cached_tokens(self):
         """A flat `cached_tokens` key (llmring's own name) is the cached input count."""
-        usage = usage_from_llmring_dict({"prompt_tokens": 14, "completion_tokens": 2, "cached_tokens": 6})
+        usage = normalise_usage({"prompt_tokens": 14, "completion_tokens": 2, "cached_tokens": 6})
         assert usage.cached_input_tokens == 6
         assert usage.input_tokens == 14
 
     def test_reads_openai_prompt_tokens_details(self):
         """OpenAI's prompt_tokens_details.cached_tokens is read (llmring's own logging misses it)."""
-        usage = usage_from_llmring_dict(
+        usage = normalise_usage(
             {"prompt_tokens": 14, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 10}},
             provider="openai",
         )
@@ -153,7 +153,7 @@ class TestLLMRingUsage:
 
     def test_anthropic_cache_reads_are_added_back_to_input(self):
         """Anthropic's prompt_tokens exclude cache reads and writes: input = 4 + 10 read + 3 written."""
-        usage = usage_from_llmring_dict(
+        usage = normalise_usage(
             {
                 "prompt_tokens": 4,
                 "completion_tokens": 286,
@@ -168,9 +168,9 @@ class TestLLMRingUsage:
 
     def test_missing_or_garbage_counts_become_zero(self):
         """None, missing and non-numeric counts read as 0, never negative."""
-        usage = usage_from_llmring_dict({"prompt_tokens": None, "completion_tokens": "n/a"})
+        usage = normalise_usage({"prompt_tokens": None, "completion_tokens": "n/a"})
         assert (usage.input_tokens, usage.output_tokens) == (0, 0)
-        assert usage_from_llmring_dict({"prompt_tokens": -5}).input_tokens == 0
+        assert normalise_usage({"prompt_tokens": -5}).input_tokens == 0
 
     def test_llm_response_gives_provider_model_finish_and_cost(self):
         """An LLMResponse's "provider:model", finish_reason and usage["cost"] become the facts."""

@@ -63,30 +63,36 @@ def estimate_tokens(text_chars: int) -> int:
     return math.ceil(text_chars / _CHARS_PER_TOKEN) if text_chars > 0 else 0
 
 
-def usage_from_llmring_dict(usage: dict[str, Any], *, provider: str = "") -> Usage:
-    """Normalise an llmring `usage` dict, reading cached tokens wherever providers put them.
+def normalise_usage(usage: Any, *, provider: str = "") -> Usage:
+    """Token counts from a usage dict or SDK usage object, whatever names its provider uses.
 
-    Input tokens count every prompt token, cached ones included (the server bills
-    input - cached): Anthropic reports cache reads and writes apart, so they are added back.
+    Reads prompt/input and completion/output counts, and cached tokens wherever providers put
+    them (flat `cached_tokens`, Anthropic's `cache_read_input_tokens`, OpenAI's
+    `prompt_tokens_details` / `input_tokens_details`). Input tokens count every prompt token,
+    cached ones included (the server bills input - cached): Anthropic reports cache reads and
+    writes apart, so they are added back.
     """
     cached = (
-        usage.get("cached_tokens")
-        or usage.get("cache_read_input_tokens")
-        or _get(usage.get("prompt_tokens_details"), "cached_tokens")
-        or _get(usage.get("input_tokens_details"), "cached_tokens")
+        _get(usage, "cached_tokens")
+        or _get(usage, "cache_read_input_tokens")
+        or _get(_get(usage, "prompt_tokens_details"), "cached_tokens")
+        or _get(_get(usage, "input_tokens_details"), "cached_tokens")
     )
-    input_tokens = usage.get("prompt_tokens")
+    input_tokens = _get(usage, "prompt_tokens")
     if input_tokens is None:
-        input_tokens = usage.get("input_tokens")
-    output_tokens = usage.get("completion_tokens")
+        input_tokens = _get(usage, "input_tokens")
+    output_tokens = _get(usage, "completion_tokens")
     if output_tokens is None:
-        output_tokens = usage.get("output_tokens")
+        output_tokens = _get(usage, "output_tokens")
     total_input = _int(input_tokens)
     if provider == "anthropic":
-        total_input += _int(usage.get("cache_read_input_tokens")) + _int(
-            usage.get("cache_creation_input_tokens")
-        )
+        total_input += _int(_get(usage, "cache_read_input_tokens")) + cache_writes(usage, provider=provider)
     return Usage(total_input, _int(output_tokens), _int(cached))
+
+
+def cache_writes(usage: Any, *, provider: str) -> int:
+    """Anthropic's cache-write tokens (billed at their own rate), 0 for other providers."""
+    return _int(_get(usage, "cache_creation_input_tokens")) if provider == "anthropic" else 0
 
 
 def _llmring_cost(usage: dict[str, Any], normalised: Usage) -> Any:
@@ -122,9 +128,9 @@ def facts_from_llm_response(response: Any, *, default_provider: str = "unknown")
     usage_dict = _get(response, "usage", None) or {}
     if not isinstance(usage_dict, dict):
         usage_dict = {}
-    usage = usage_from_llmring_dict(usage_dict, provider=provider)
+    usage = normalise_usage(usage_dict, provider=provider)
     reported = _llmring_cost(usage_dict, usage)
-    cache_write = _int(usage_dict.get("cache_creation_input_tokens")) if provider == "anthropic" else 0
+    cache_write = cache_writes(usage_dict, provider=provider)
     return CallFacts(
         provider=provider,
         model=model,
@@ -167,36 +173,20 @@ def facts_from_provider_response(obj: Any) -> CallFacts | None:
 
 def _openai(obj: Any, usage: Any) -> CallFacts:
     choices = _get(obj, "choices") or []
-    finish = _get(choices[0], "finish_reason") if choices else _get(obj, "status")
-    input_tokens = _get(usage, "prompt_tokens")
-    if input_tokens is None:
-        input_tokens = _get(usage, "input_tokens")
-    output_tokens = _get(usage, "completion_tokens")
-    if output_tokens is None:
-        output_tokens = _get(usage, "output_tokens")
-    cached = _get(_get(usage, "prompt_tokens_details"), "cached_tokens") or _get(
-        _get(usage, "input_tokens_details"), "cached_tokens"
-    )
     return CallFacts(
         provider="openai",
         model=str(_get(obj, "model", "") or "unknown"),
-        usage=Usage(_int(input_tokens), _int(output_tokens), _int(cached)),
-        finish_reason=finish,
+        usage=normalise_usage(usage, provider="openai"),
+        finish_reason=_get(choices[0], "finish_reason") if choices else _get(obj, "status"),
     )
 
 
 def _anthropic(obj: Any, usage: Any) -> CallFacts:
-    # Anthropic's input_tokens exclude cache reads and writes; the record counts every prompt token.
-    cache_read = _int(_get(usage, "cache_read_input_tokens"))
-    cache_write = _int(_get(usage, "cache_creation_input_tokens"))
+    cache_write = cache_writes(usage, provider="anthropic")
     return CallFacts(
         provider="anthropic",
         model=str(_get(obj, "model", "") or "unknown"),
-        usage=Usage(
-            _int(_get(usage, "input_tokens")) + cache_read + cache_write,
-            _int(_get(usage, "output_tokens")),
-            cache_read,
-        ),
+        usage=normalise_usage(usage, provider="anthropic"),
         finish_reason=_get(obj, "stop_reason"),
         extra={"cache_creation_input_tokens": cache_write} if cache_write else {},
     )
@@ -271,7 +261,7 @@ class StreamTally:
             chunk_provider, chunk_model = split_model(self.model, default_provider=provider)
             provider, model = chunk_provider, chunk_model
         if self.usage:
-            usage = usage_from_llmring_dict(self.usage, provider=provider)
+            usage = normalise_usage(self.usage, provider=provider)
             cost = _llmring_cost(self.usage, usage)
         else:
             usage = Usage(
