@@ -49,7 +49,7 @@ _IDLE_POLL_S = 1.0
 _FLUSH_POLL_S = 0.05
 _EXIT_FLUSH_S = 5.0
 _STOP_JOIN_S = 5.0
-_SETTLE_DELAY_S = 0.05
+_MARK_DELIVERED_DELAY_S = 0.05
 
 _last_receipt: contextvars.ContextVar[Receipt | None] = contextvars.ContextVar(
     "llmring_usage_last_receipt", default=None
@@ -114,7 +114,7 @@ class UsageLogger:
         self._rejection_warned = False
         self._closed = False
         _live_loggers.add(self)
-        if self.config.server_url and self.journal.counts().pending:
+        if self.config.server_url and self.journal.next_due_at() is not None:  # an index probe
             self._ensure_worker()  # replay what an earlier process left behind
             self._wake()
 
@@ -349,7 +349,7 @@ class UsageLogger:
         self._exporter: HttpExporter | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._unsettled: list[Receipt] = []
+        self._receipts_to_mark: list[Receipt] = []
         self._start_lock = threading.Lock()
 
     def _after_fork_in_child(self) -> None:
@@ -479,7 +479,7 @@ class UsageLogger:
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=self.config.send_timeout_s)
         self._drain_queue()
-        self._settle()
+        self._mark_delivered_now()
 
     def _next_wake_in(self, idle: bool) -> float | None:
         if not self.sends or self._auth_blocked:
@@ -627,9 +627,9 @@ class UsageLogger:
             answer(receipt)
         if receipt is not None:
             self.counters.add("sent")
-            self._settle_soon(receipt)
+            self._mark_delivered_soon(receipt)
 
-    def _settle_soon(self, receipt: Receipt) -> None:
+    def _mark_delivered_soon(self, receipt: Receipt) -> None:
         """Mark an inline record delivered a moment later, in a batch.
 
         Right after answering, the worker must leave the GIL to the caller it just woke rather
@@ -637,12 +637,12 @@ class UsageLogger:
         before the mark leaves the record pending with its check flag set: it is found on the
         server, not sent twice.
         """
-        self._unsettled.append(receipt)
-        if len(self._unsettled) == 1:
-            asyncio.get_running_loop().call_later(_SETTLE_DELAY_S, self._settle)
+        self._receipts_to_mark.append(receipt)
+        if len(self._receipts_to_mark) == 1:
+            asyncio.get_running_loop().call_later(_MARK_DELIVERED_DELAY_S, self._mark_delivered_now)
 
-    def _settle(self) -> None:
-        receipts, self._unsettled = self._unsettled, []
+    def _mark_delivered_now(self) -> None:
+        receipts, self._receipts_to_mark = self._receipts_to_mark, []
         try:
             self.journal.mark_delivered(receipts)
         except Exception as exc:  # they stay pending and are found on the server later
@@ -651,7 +651,7 @@ class UsageLogger:
     async def _flush(self, deadline: float, *, retry: bool = True) -> FlushReport:
         before = self.counters.snapshot()
         self._drain_queue()
-        self._settle()
+        self._mark_delivered_now()
         current = asyncio.current_task()
         pending_tasks = {task for task in self._inflight if task is not current}
         if pending_tasks:
@@ -683,7 +683,7 @@ class UsageLogger:
                 if wait is None or time.monotonic() + wait >= deadline:
                     break
                 await asyncio.sleep(max(wait, _FLUSH_POLL_S))
-        self._settle()
+        self._mark_delivered_now()
         after = self.counters.snapshot()
         return self._report(
             after["sent"] + after["deduplicated"] - before["sent"] - before["deduplicated"],
