@@ -601,8 +601,10 @@ def flush(server_url: str | None, api_key: str | None, journal_path: Path | None
             task = progress.add_task("flush", total=before.pending)
             future = pool.submit(usage_logger.flush, timeout_s)
             while not future.done():
-                done = before.pending - usage_logger.journal.counts().pending
-                progress.update(task, completed=max(done, 0))
+                # The logger's counters, not the journal: a count query ten times a second over a
+                # large journal would compete with the sends it reports on.
+                counts = usage_logger.counters.snapshot()
+                progress.update(task, completed=counts["sent"] + counts["deduplicated"] + counts["rejected"])
                 time.sleep(0.1)
             future.result()
             after = usage_logger.journal.counts()
