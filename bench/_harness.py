@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
+from _support.env import FOREIGN_ENV  # noqa: E402 - needs the path above
 from _support.server import (  # noqa: E402 - needs the path above
     ADMIN_DSN,
     SCHEMA,
@@ -53,19 +54,6 @@ MODEL = "openai:gpt-4o-mini"
 COST = 0.0001737
 """gpt-4o-mini at $0.15 / $0.60 per million tokens for 14 + 286 tokens (what the pricer gives)."""
 
-_FOREIGN_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_ORG_ID",
-    "OPENAI_PROJECT_ID",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_AUTH_TOKEN",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GOOGLE_GEMINI_API_KEY",
-)
-
 
 def isolate_environment(workdir: Path) -> Path:
     """Own HOME and XDG dirs (llmring's registry cache, our journal), no LLMRING_* from outside.
@@ -79,7 +67,7 @@ def isolate_environment(workdir: Path) -> Path:
     os.environ["XDG_CACHE_HOME"] = str(home / ".cache")
     os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
     for name in list(os.environ):
-        if name.startswith("LLMRING_") or name in _FOREIGN_ENV:
+        if name.startswith("LLMRING_") or name in FOREIGN_ENV:
             del os.environ[name]
     no_proxy = ",".join(p for p in (os.environ.get("NO_PROXY", ""), "127.0.0.1,localhost") if p)
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy

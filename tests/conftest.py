@@ -26,6 +26,7 @@ from typing import Any
 
 import _support.server as server_support
 import pytest
+from _support.env import FOREIGN_ENV
 from _support.faults import FaultProxy, HungServer, RefusingPort
 from _support.server import RealServer
 
@@ -49,19 +50,6 @@ except ImportError:  # the package is not installed: use the source tree
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-_FOREIGN_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_ORG_ID",
-    "OPENAI_PROJECT_ID",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_AUTH_TOKEN",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "GOOGLE_GEMINI_API_KEY",
-)
-
 
 # --------------------------------------------------------------------------- environment
 
@@ -76,7 +64,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     for name in list(os.environ):
-        if name.startswith("LLMRING_") or name in _FOREIGN_ENV:
+        if name.startswith("LLMRING_") or name in FOREIGN_ENV:
             monkeypatch.delenv(name, raising=False)
     no_proxy = ",".join(p for p in (os.environ.get("NO_PROXY", ""), "127.0.0.1,localhost") if p)
     monkeypatch.setenv("NO_PROXY", no_proxy)
@@ -181,22 +169,13 @@ def server_database() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def llmring_server(server_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """The real llmring-server 0.1.3 in bridge mode (any key accepted, stored verbatim)."""
-    real = RealServer(server_database, tmp_path_factory.mktemp("llmring-server"), mode="bridge")
-    real.start()
-    try:
-        yield real
-    finally:
-        real.stop()
-        _keep_log_on_failure(real)
+    yield from _serving(RealServer(server_database, tmp_path_factory.mktemp("llmring-server"), mode="bridge"))
 
 
 @pytest.fixture
 def server(llmring_server: RealServer) -> Iterator[RealServer]:
     """The session's bridge server, running at the start and restarted after the test if needed."""
-    llmring_server.start()
-    yield llmring_server
-    if not llmring_server.is_running:
-        llmring_server.start()
+    yield from _running(llmring_server)
 
 
 @pytest.fixture(scope="session")
@@ -205,9 +184,21 @@ def _strict_server_session(
 ) -> Iterator[RealServer]:
     # Started after the bridge server, so its migrations have already run on this database.
     server_support.prepare_strict_schema(llmring_server.database_url)
-    real = RealServer(
-        llmring_server.database_url, tmp_path_factory.mktemp("llmring-server-strict"), mode="strict"
+    yield from _serving(
+        RealServer(
+            llmring_server.database_url, tmp_path_factory.mktemp("llmring-server-strict"), mode="strict"
+        )
     )
+
+
+@pytest.fixture
+def strict_server(_strict_server_session: RealServer) -> Iterator[RealServer]:
+    """A second server over the same database validating keys strictly (``await add_key(key)``)."""
+    yield from _running(_strict_server_session)
+
+
+def _serving(real: RealServer) -> Iterator[RealServer]:
+    """Start a session's server, and stop it at the end (its log kept on request)."""
     real.start()
     try:
         yield real
@@ -216,13 +207,12 @@ def _strict_server_session(
         _keep_log_on_failure(real)
 
 
-@pytest.fixture
-def strict_server(_strict_server_session: RealServer) -> Iterator[RealServer]:
-    """A second server over the same database validating keys strictly (``await add_key(key)``)."""
-    _strict_server_session.start()
-    yield _strict_server_session
-    if not _strict_server_session.is_running:
-        _strict_server_session.start()
+def _running(real: RealServer) -> Iterator[RealServer]:
+    """A session's server running for a test, and running again after it if the test stopped it."""
+    real.start()
+    yield real
+    if not real.is_running:
+        real.start()
 
 
 def _keep_log_on_failure(real: RealServer) -> None:
