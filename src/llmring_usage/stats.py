@@ -190,6 +190,20 @@ def journal_stats(journal: Journal, filters: LogFilter | None = None) -> UsageSt
     )
 
 
+_LOG_COLUMNS = f"""
+    created_at, provider, model, alias, origin, input_tokens, output_tokens,
+    cached_input_tokens, {_COST} AS cost, latency_ms, state, record_id,
+    json_extract(body, '$.id_at_origin') AS id_at_origin,
+    json_extract(body, '$.metadata.usage_source') AS usage_source,
+    error
+"""
+"""The journal's columns in the shape of a log row (shared by `logs` and the demo's table)."""
+
+
+def _log_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"time": _iso(row.pop("created_at")), **row} for row in rows]
+
+
 def journal_logs(
     journal: Journal, filters: LogFilter | None = None, *, limit: int = 20
 ) -> list[dict[str, Any]]:
@@ -197,17 +211,13 @@ def journal_logs(
     where, params = _where(filters or LogFilter())
     rows = journal.query(
         f"""
-        SELECT created_at, provider, model, alias, origin, input_tokens, output_tokens,
-            cached_input_tokens, {_COST} AS cost, latency_ms, state, record_id,
-            json_extract(body, '$.id_at_origin') AS id_at_origin,
-            json_extract(body, '$.metadata.usage_source') AS usage_source,
-            error
+        SELECT {_LOG_COLUMNS}
         FROM records{where}
         ORDER BY created_at DESC, seq DESC LIMIT ?
         """,
         (*params, limit),
     )
-    return [{"time": _iso(row.pop("created_at")), **row} for row in rows]
+    return _log_rows(rows)
 
 
 def pending_errors(journal: Journal) -> list[tuple[str, int]]:
@@ -228,16 +238,12 @@ def records_after(journal: Journal, seq: int) -> list[dict[str, Any]]:
     """Records written after `seq`, oldest first, in the shape of `journal_logs`."""
     rows = journal.query(
         f"""
-        SELECT created_at, provider, model, alias, origin, input_tokens, output_tokens,
-            cached_input_tokens, {_COST} AS cost, latency_ms, state, record_id,
-            json_extract(body, '$.id_at_origin') AS id_at_origin,
-            json_extract(body, '$.metadata.usage_source') AS usage_source,
-            error
+        SELECT {_LOG_COLUMNS}
         FROM records WHERE seq > ? ORDER BY seq
         """,
         (seq,),
     )
-    return [{"time": _iso(row.pop("created_at")), **row} for row in rows]
+    return _log_rows(rows)
 
 
 # --------------------------------------------------------------------------- the server

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
+from uuid import uuid4
 
 from llmring import LLMRing
 from llmring.schemas import LLMRequest, Message
@@ -28,3 +30,17 @@ class CapturingRing(LLMRing):
     async def chat(self, request: Any, profile: Any = None) -> Any:
         self.last_response = await super().chat(request, profile)
         return self.last_response
+
+
+def identified_record(origin: str, *, latency_ms: int | None = None) -> UsageRecord:
+    """A gpt-4o-mini record (14 in, 286 out, $0.0001737) with its own record id and timestamp."""
+    return UsageRecord(
+        model="gpt-4o-mini",
+        provider="openai",
+        input_tokens=14,
+        output_tokens=286,
+        cost=0.0001737,
+        latency_ms=latency_ms,
+        origin=origin,
+        metadata={"record_id": uuid4().hex, "client_timestamp": datetime.now(timezone.utc).isoformat()},
+    )

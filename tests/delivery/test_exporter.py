@@ -5,10 +5,10 @@ from __future__ import annotations
 import email.utils
 import time
 from datetime import datetime, timedelta, timezone
-from uuid import uuid4
 
 import httpx
 import pytest
+from _support.records import identified_record
 
 from llmring_usage.delivery.exporter import HttpExporter, parse_retry_after
 from llmring_usage.errors import (
@@ -23,15 +23,7 @@ KEY = "sk-secret-key-1234"
 
 
 def make_record(origin: str = "exporter") -> UsageRecord:
-    return UsageRecord(
-        model="gpt-4o-mini",
-        provider="openai",
-        input_tokens=14,
-        output_tokens=286,
-        cost=0.0001737,
-        origin=origin,
-        metadata={"record_id": uuid4().hex, "client_timestamp": datetime.now(timezone.utc).isoformat()},
-    )
+    return identified_record(origin)
 
 
 def exporter_for(handler) -> HttpExporter:

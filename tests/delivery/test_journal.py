@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
+from _support.records import identified_record
 
 from llmring_usage.delivery.journal import Journal
 from llmring_usage.errors import ConfigurationError
@@ -19,15 +18,7 @@ LEASE_S = 30.0
 
 
 def make_record() -> UsageRecord:
-    return UsageRecord(
-        model="gpt-4o-mini",
-        provider="openai",
-        input_tokens=14,
-        output_tokens=286,
-        cost=0.0001737,
-        origin="journal",
-        metadata={"record_id": uuid4().hex, "client_timestamp": datetime.now(timezone.utc).isoformat()},
-    )
+    return identified_record("journal")
 
 
 @pytest.fixture

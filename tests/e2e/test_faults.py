@@ -17,13 +17,13 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from _support.faults import FaultProxy
+from _support.records import identified_record
 from _support.server import RealServer
 from llmring.schemas import LLMRequest, Message
 
@@ -39,16 +39,7 @@ MARGIN_S = 0.3
 
 
 def make_record(origin: str = "faults") -> UsageRecord:
-    return UsageRecord(
-        model="gpt-4o-mini",
-        provider="openai",
-        input_tokens=14,
-        output_tokens=286,
-        cost=COST,
-        latency_ms=5,
-        origin=origin,
-        metadata={"record_id": uuid4().hex, "client_timestamp": datetime.now(timezone.utc).isoformat()},
-    )
+    return identified_record(origin, latency_ms=5)
 
 
 async def server_ids(server: RealServer, key: str) -> list[str]:
