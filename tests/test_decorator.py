@@ -246,3 +246,24 @@ def _logger_of_home():
     from llmring_usage.config import resolve_config
 
     return logger_module.shared_logger(resolve_config())
+
+
+class TestSyncBackground:
+    """A sync function in background mode does not wait for its record to be priced."""
+
+    def test_sync_call_hands_over_and_flush_finds_the_priced_record(self, registry_url, tmp_path):
+        """Background mode: the record is priced on the worker; a flush then finds it journaled."""
+        completion = _chat_completion()
+
+        @log_usage(registry_url=registry_url, delivery="background", journal_path=tmp_path / "bg.db")
+        def ask(prompt):
+            return completion
+
+        from llmring_usage.config import resolve_config
+
+        assert ask("hi") is completion
+        config = resolve_config(delivery="background", journal_path=tmp_path / "bg.db")
+        usage_logger = logger_module.shared_logger(config)
+        (record,) = journal_records(usage_logger)
+        assert (record.input_tokens, record.output_tokens) == (14, 286)
+        assert record.cost == pytest.approx((14 * 0.15 + 286 * 0.60) / 1e6, abs=1e-12)

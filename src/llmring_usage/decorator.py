@@ -147,7 +147,11 @@ def _log_sync(instrument: Instrument, result: Any, started_ns: int, started_at: 
     usage_logger = instrument.usage_logger
     coro = instrument.deliver(facts, CallInfo(), started_ns=started_ns, started_at=started_at)
     try:
-        # Priced and handed over on the logger's own loop, whatever thread or loop calls us.
-        usage_logger.run(coro, _SYNC_PRICING_TIMEOUT_S + usage_logger.config.timeout_s)
+        # Priced and handed over on the logger's own loop, whatever thread or loop calls us; only
+        # inline mode waits for it (deliver never raises).
+        if usage_logger.waits:
+            usage_logger.run(coro, _SYNC_PRICING_TIMEOUT_S + usage_logger.config.timeout_s)
+        else:
+            usage_logger.run_soon(coro)
     except Exception as exc:
         logger.warning("llmring-usage: could not log a call: %s", exc)

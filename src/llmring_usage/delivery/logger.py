@@ -221,6 +221,13 @@ class UsageLogger:
         """Run a coroutine on the worker's loop from sync code (used to price sync calls)."""
         return self._run_in_worker(coro).result(timeout=timeout_s)
 
+    def run_soon(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Start a coroutine on the worker's loop and return at once (it must not raise).
+
+        A flush waits for it, as for the worker's own tasks.
+        """
+        self._ensure_worker().call_soon_threadsafe(self._spawn, coro)
+
     # -- caller side -------------------------------------------------------------------------
 
     def _submit(self, record: UsageRecord, answer: Callable[[Receipt | None], None]) -> bool:
@@ -656,6 +663,7 @@ class UsageLogger:
         pending_tasks = {task for task in self._inflight if task is not current}
         if pending_tasks:
             await asyncio.wait(pending_tasks, timeout=max(deadline - time.monotonic(), 0))
+            self._drain_queue()  # what those tasks handed over (sync calls priced here)
         if self.sends and not self._auth_blocked:
             self.journal.reschedule_now()
             with self._state_lock:
