@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import functools
 import logging
 import time
@@ -119,7 +118,7 @@ class Instrument:
         """
         latency_ms = _elapsed_ms(started_ns)
         if info.request is not None:  # a queued builder must not keep the caller's messages alive
-            info = dataclasses.replace(info, request=None)
+            info = CallInfo(info.model_ref, info.profile, info.conversation_id)
         try:
             cost = await self.pricer.price(facts)
             build = functools.partial(
