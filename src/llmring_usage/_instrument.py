@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from .delivery.logger import UsageLogger
 from .extract import CallFacts, StreamTally, facts_from_llm_response, split_model
@@ -35,9 +35,11 @@ def inside_logged_call() -> bool:
     return _logging_call.get()
 
 
-@dataclass(frozen=True)
-class CallInfo:
-    """What the caller's arguments say about a call: alias, profile, conversation."""
+class CallInfo(NamedTuple):
+    """What the caller's arguments say about a call: alias, profile, conversation.
+
+    A NamedTuple: built on every call, on the caller's path, it must be cheap.
+    """
 
     model_ref: str = ""
     profile: str | None = None

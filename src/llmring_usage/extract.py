@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -72,21 +73,23 @@ def normalise_usage(usage: Any, *, provider: str = "") -> Usage:
     cached ones included (the server bills input - cached): Anthropic reports cache reads and
     writes apart, so they are added back.
     """
+    # One type check per call, not per field: this runs on the caller's path for every call.
+    get = usage.get if isinstance(usage, dict) else functools.partial(getattr, usage)
     cached = (
-        _get(usage, "cached_tokens")
-        or _get(usage, "cache_read_input_tokens")
-        or _get(_get(usage, "prompt_tokens_details"), "cached_tokens")
-        or _get(_get(usage, "input_tokens_details"), "cached_tokens")
+        get("cached_tokens", None)
+        or get("cache_read_input_tokens", None)
+        or _get(get("prompt_tokens_details", None), "cached_tokens")
+        or _get(get("input_tokens_details", None), "cached_tokens")
     )
-    input_tokens = _get(usage, "prompt_tokens")
+    input_tokens = get("prompt_tokens", None)
     if input_tokens is None:
-        input_tokens = _get(usage, "input_tokens")
-    output_tokens = _get(usage, "completion_tokens")
+        input_tokens = get("input_tokens", None)
+    output_tokens = get("completion_tokens", None)
     if output_tokens is None:
-        output_tokens = _get(usage, "output_tokens")
+        output_tokens = get("output_tokens", None)
     total_input = _int(input_tokens)
     if provider == "anthropic":
-        total_input += _int(_get(usage, "cache_read_input_tokens")) + cache_writes(usage, provider=provider)
+        total_input += _int(get("cache_read_input_tokens", None)) + cache_writes(usage, provider=provider)
     return Usage(total_input, _int(output_tokens), _int(cached))
 
 
